@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Configure and build one flavour of doku-bridge.
+#   scripts/build.sh release   gcc, -Werror, hardened          -> build/release
+#   scripts/build.sh asan      clang, ASan+UBSan, -Werror      -> build/asan
+set -euo pipefail
+cd "$(dirname "$0")/.."
+flavour=${1:-release}
+case "$flavour" in
+  release) args=(-DCMAKE_C_COMPILER=gcc -DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+  asan)    args=(-DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DDOKU_SANITIZE=ON) ;;
+  *) echo "usage: $0 [release|asan]" >&2; exit 2 ;;
+esac
+cmake -S . -B "build/$flavour" -G Ninja -DDOKU_WERROR=ON "${args[@]}" >/dev/null
+cmake --build "build/$flavour" -j"$(nproc)"

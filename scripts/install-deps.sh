@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages doku-bridge needs to build, test and run.
+# Idempotent: installs only what is missing (as root, or through sudo).
+set -euo pipefail
+
+packages=(
+  build-essential gcc clang libclang-rt-14-dev cmake ninja-build pkg-config
+  libuv1-dev libcurl4-openssl-dev libwolfssl-dev
+  libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
+  libcmocka-dev libinih-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libsystemd-dev
+  python3 python3-protobuf python3-pytest python3-venv python3-setuptools python3-pip
+  openssl ca-certificates curl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
