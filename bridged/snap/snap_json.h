@@ -52,14 +52,21 @@ enum snap_json_flags {
 int snap_json_encode(const ProtobufCMessage *msg, unsigned flags, snap_buf *out);
 
 /* Parse json[0..len) (a JSON object) into a new message of type desc, every
- * byte of it allocated from arena. On error *out is NULL and, when err is not
- * NULL, err holds a one-line reason naming the key (at most errlen bytes with
- * the NUL). 0, SNAP_ERR_JSON, SNAP_ERR_TOO_BIG or SNAP_ERR_NOMEM. */
+ * byte of it allocated from arena (it lives until the arena is reset; never
+ * pass it to protobuf_c_message_free_unpacked). On error *out is NULL and,
+ * when err is not NULL, err holds a one-line reason naming the key (at most
+ * errlen bytes with the NUL). 0, SNAP_ERR_JSON, SNAP_ERR_TOO_BIG or SNAP_ERR_NOMEM. */
 int snap_json_decode(const ProtobufCMessageDescriptor *desc, const char *json,
 		     size_t len, unsigned flags, snap_arena *arena,
 		     ProtobufCMessage **out, char *err, size_t errlen);
 
 /* The JSON name of a field into out[outsz] (NUL-terminated). 0 or SNAP_ERR_TOO_BIG. */
 int snap_json_field_name(const ProtobufCFieldDescriptor *field, char *out, size_t outsz);
+
+/* Whether field of msg holds a value the encoder writes without
+ * SNAP_JSON_EMIT_DEFAULTS: a non-empty string or bytes, a non-zero number,
+ * true, a set message, a non-empty repeated field, a set oneof member or a
+ * set optional. Shared with snap_validate's "present and non-empty". */
+int snap_json_field_present(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *field);
 
 #endif
