@@ -10,6 +10,7 @@ packages=(
   libcmocka-dev libinih-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libsystemd-dev
   python3 python3-protobuf python3-pytest python3-venv python3-setuptools python3-pip
   openssl ca-certificates curl procps
+  dpkg-dev file systemd shellcheck
 )
 
 missing=()

@@ -1,0 +1,292 @@
+/* The listening socket and the connections' shared timers. */
+#include "server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	server *s = h->data;
+
+	if (--s->handles == 0 && s->closing) {
+		free(s->path);
+		free(s);
+	}
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+	server *s = listener->data;
+
+	if (status < 0) {
+		log_msg(LOG_LVL_WARNING, "accept: %s", uv_strerror(status));
+		return;
+	}
+	(void)conn_accept(s);
+}
+
+static uint64_t sweep_period(const config *cfg)
+{
+	uint64_t p = cfg->io_timeout_ms < cfg->idle_timeout_ms ? cfg->io_timeout_ms : cfg->idle_timeout_ms;
+
+	p /= 4;
+	if (p < SERVER_SWEEP_MIN_MS)
+		p = SERVER_SWEEP_MIN_MS;
+	if (p > SERVER_SWEEP_MAX_MS)
+		p = SERVER_SWEEP_MAX_MS;
+	return p;
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+	server *s = t->data;
+	uint64_t now = uv_now(s->b->loop);
+	struct list_node *n, *next;
+
+	for (n = s->conns.next; n != &s->conns; n = next) {
+		next = n->next;
+		conn_sweep(list_entry(n, struct conn, node), now);
+	}
+}
+
+static void on_resume(uv_idle_t *h)
+{
+	server *s = h->data;
+	struct list_node local;
+
+	/* conn_resume may queue a connection again: work on the list as it is now */
+	list_init(&local);
+	if (!list_empty(&s->resume_list)) {
+		local.next = s->resume_list.next;
+		local.prev = s->resume_list.prev;
+		local.next->prev = &local;
+		local.prev->next = &local;
+		list_init(&s->resume_list);
+	}
+	while (!list_empty(&local)) {
+		struct conn *c = list_entry(local.next, struct conn, resume_node);
+
+		list_del(&c->resume_node);
+		conn_resume(c);
+	}
+	if (list_empty(&s->resume_list))
+		uv_idle_stop(&s->resume);
+}
+
+void server_wake(server *s)
+{
+	if (!s->closing)
+		uv_idle_start(&s->resume, on_resume);
+}
+
+/* The socket's own directory: created 0750 if missing; if it exists it must
+ * be a directory not writable by others, and is narrowed to 0750 when ours. */
+static int prepare_dir(const config *cfg, const char *path)
+{
+	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (slash == NULL || slash == path) {
+		log_msg(LOG_LVL_ERROR, "socket %s: must be in a directory of its own", path);
+		return -EINVAL;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (mkdir(dir, SERVER_DIR_MODE) != 0 && errno != EEXIST) {
+		int e = errno;
+
+		log_msg(LOG_LVL_ERROR, "cannot create %s: %s", dir, strerror(e));
+		return -e;
+	}
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		log_msg(LOG_LVL_ERROR, "%s is not a directory", dir);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != geteuid()) {
+		if (st.st_mode & 0002) {
+			log_msg(LOG_LVL_ERROR, "%s is writable by others: the socket needs a directory of its own",
+				dir);
+			return -EPERM;
+		}
+		return 0;
+	}
+	if (cfg->socket_gid != (gid_t)-1 && chown(dir, (uid_t)-1, cfg->socket_gid) != 0) {
+		int e = errno;
+
+		log_msg(LOG_LVL_ERROR, "cannot give %s to group %lu: %s", dir,
+			(unsigned long)cfg->socket_gid, strerror(e));
+		return -e;
+	}
+	if (chmod(dir, SERVER_DIR_MODE) != 0) {
+		int e = errno;
+
+		log_msg(LOG_LVL_ERROR, "cannot chmod %s: %s", dir, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+/* A socket file left by a daemon that died: remove it; one that answers: refuse. */
+static int clear_stale(const char *path)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode)) {
+		log_msg(LOG_LVL_ERROR, "%s exists and is not a socket", path);
+		return -EEXIST;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (rc == 0) {
+		log_msg(LOG_LVL_ERROR, "%s: another daemon is listening there", path);
+		return -EADDRINUSE;
+	}
+	if (unlink(path) != 0 && errno != ENOENT)
+		return -errno;
+	return 0;
+}
+
+int server_start(struct bridge *b, server **out)
+{
+	const config *cfg = b->cfg;
+	server *s;
+	mode_t old;
+	int rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->b = b;
+	list_init(&s->conns);
+	list_init(&s->resume_list);
+	s->path = strdup(cfg->socket);
+	if (s->path == NULL) {
+		free(s);
+		return -ENOMEM;
+	}
+	rc = prepare_dir(cfg, s->path);
+	if (rc == 0)
+		rc = clear_stale(s->path);
+	if (rc != 0) {
+		free(s->path);
+		free(s);
+		return rc;
+	}
+	uv_pipe_init(b->loop, &s->listener, 0);
+	uv_timer_init(b->loop, &s->sweep);
+	uv_idle_init(b->loop, &s->resume);
+	s->listener.data = s->sweep.data = s->resume.data = s;
+	s->handles = 3;
+	old = umask(0177); /* the socket is born 0600, then opened to its group */
+	rc = uv_pipe_bind(&s->listener, s->path);
+	umask(old);
+	if (rc == 0 && cfg->socket_gid != (gid_t)-1 && chown(s->path, (uid_t)-1, cfg->socket_gid) != 0)
+		rc = -errno;
+	if (rc == 0 && chmod(s->path, SERVER_SOCKET_MODE) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&s->listener, SERVER_BACKLOG, on_connection);
+	if (rc != 0) {
+		log_msg(LOG_LVL_ERROR, "cannot listen on %s: %s", s->path, uv_strerror(rc));
+		(void)unlink(s->path);
+		s->closing = true;
+		uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+		uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
+		uv_close((uv_handle_t *)&s->resume, on_handle_closed);
+		return rc;
+	}
+	s->listening = true;
+	uv_timer_start(&s->sweep, on_sweep, sweep_period(cfg), sweep_period(cfg));
+	*out = s;
+	return 0;
+}
+
+void server_stop_accepting(server *s)
+{
+	if (!s->listening)
+		return;
+	s->listening = false;
+	(void)unlink(s->path);
+	uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+}
+
+static void update_all(server *s)
+{
+	struct list_node *n, *next;
+
+	for (n = s->conns.next; n != &s->conns; n = next) {
+		next = n->next;
+		conn_update(list_entry(n, struct conn, node));
+	}
+}
+
+void server_reconfigure(server *s)
+{
+	uint64_t p = sweep_period(s->b->cfg);
+
+	uv_timer_start(&s->sweep, on_sweep, p, p);
+	update_all(s);
+}
+
+void server_drain(server *s)
+{
+	update_all(s);
+}
+
+void server_close(server *s)
+{
+	if (s == NULL || s->closing)
+		return;
+	server_stop_accepting(s);
+	while (!list_empty(&s->conns))
+		conn_close(list_entry(s->conns.next, struct conn, node), "shutdown");
+	s->closing = true;
+	uv_timer_stop(&s->sweep);
+	uv_idle_stop(&s->resume);
+	uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
+	uv_close((uv_handle_t *)&s->resume, on_handle_closed);
+}
+
+void server_conn_opened(server *s)
+{
+	s->nconns++;
+	s->handles++;
+}
+
+void server_conn_closed(server *s)
+{
+	struct bridge *b = s->b;
+
+	s->nconns--;
+	if (--s->handles == 0 && s->closing) {
+		free(s->path);
+		free(s);
+	} else if (b->drain_check != NULL) {
+		b->drain_check(b);
+	}
+}
+
+unsigned server_connections(const server *s)
+{
+	return s != NULL ? s->nconns : 0;
+}

@@ -1,0 +1,894 @@
+/* The integration harness: processes, readiness, control API, leak scan. */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <poll.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define LINE_MAX_BYTES 4096
+#define SCAN_WINDOW 16       /* a run of this many bytes of a secret is a leak */
+#define RECORD_MAX (256u * 1024u * 1024u)
+
+static char *recorded;       /* every byte received from the daemon */
+static size_t recorded_len, recorded_cap;
+
+/* ---- small helpers ----------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void join(char *out, const char *dir, const char *name)
+{
+	size_t a = strlen(dir), b = strlen(name);
+
+	assert_true(a + 1 + b < PATH_MAX);
+	memcpy(out, dir, a);
+	out[a] = '/';
+	memcpy(out + a + 1, name, b + 1);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *p = NULL;
+	size_t n = 0, cap = 0;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (cap - n < 65536) {
+			cap = cap * 2 + 65536;
+			p = realloc(p, cap + 1);
+			assert_non_null(p);
+		}
+		size_t k = fread(p + n, 1, cap - n, f);
+
+		n += k;
+		if (k == 0)
+			break;
+	}
+	fclose(f);
+	p[n] = '\0';
+	if (len != NULL)
+		*len = n;
+	return p;
+}
+
+const char *h_ref(const char *prefix)
+{
+	static char buf[8][96];
+	static unsigned n;
+	char *b = buf[n % 8];
+
+	snprintf(b, sizeof(buf[0]), "%s-%ld-%u", prefix, (long)getpid(), ++n);
+	return b;
+}
+
+void h_record(const void *p, size_t n)
+{
+	if (n == 0 || recorded_len + n > RECORD_MAX)
+		return;
+	if (recorded_cap - recorded_len < n) {
+		recorded_cap = (recorded_cap + n) * 2;
+		recorded = realloc(recorded, recorded_cap);
+		assert_non_null(recorded);
+	}
+	memcpy(recorded + recorded_len, p, n);
+	recorded_len += n;
+}
+
+void h_record_result(const dokubridge_result *res)
+{
+	h_record(res->message, strlen(res->message));
+	h_record("\n", 1);
+	h_record(res->response_code, strlen(res->response_code));
+	h_record(res->response_message, strlen(res->response_message));
+	h_record(res->external_id, strlen(res->external_id));
+	h_record(res->partner_reference_no, strlen(res->partner_reference_no));
+	h_record("\n", 1);
+}
+
+/* ---- processes ------------------------------------------------------------------------ */
+
+static pid_t spawn(char *const argv[], char *const envp[], int out_fd, int err_fd)
+{
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int rc;
+
+	posix_spawn_file_actions_init(&fa);
+	if (out_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
+	if (err_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, err_fd, STDERR_FILENO);
+	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	assert_int_equal(rc, 0);
+	return pid;
+}
+
+/* Wait for pid within H_WAIT_MS (pidfd + poll); its exit status, or -1. */
+static int wait_exit(pid_t pid)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	int status = 0;
+
+	if (fd >= 0) {
+		struct pollfd p = { fd, POLLIN, 0 };
+
+		poll(&p, 1, H_WAIT_MS);
+		close(fd);
+	}
+	if (waitpid(pid, &status, fd >= 0 ? WNOHANG : 0) != pid) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void read_line(int fd, char *line, size_t max)
+{
+	size_t n = 0;
+	uint64_t end = now_ms() + H_WAIT_MS;
+
+	while (n + 1 < max) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		int left = (int)(end - now_ms());
+		char ch;
+
+		assert_true(left > 0);
+		assert_true(poll(&p, 1, left) == 1);
+		assert_int_equal(read(fd, &ch, 1), 1);
+		if (ch == '\n')
+			break;
+		line[n++] = ch;
+	}
+	line[n] = '\0';
+}
+
+void h_setup(h_env *e)
+{
+	const char *tmp = getenv("TMPDIR");
+	char cmd[PATH_MAX * 2], creds[PATH_MAX], path[PATH_MAX], line[LINE_MAX_BYTES];
+	char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], secret[PATH_MAX], pub[PATH_MAX];
+	char *id;
+	int pfd[2], errfd;
+	struct sockaddr_un sa;
+	bool direct = e->direct;
+
+	memset(e, 0, sizeof(*e));
+	e->direct = direct;
+	e->notify_fd = -1;
+	snprintf(e->dir, sizeof(e->dir), "%s/doku-it-XXXXXX", tmp != NULL ? tmp : "/tmp");
+	assert_non_null(mkdtemp(e->dir));
+	join(creds, e->dir, "creds");
+	snprintf(cmd, sizeof(cmd), "bash '%s' '%s' >/dev/null", DOKU_MKCREDS, creds);
+	assert_int_equal(system(cmd), 0);
+	join(path, creds, "client-id");
+	id = slurp(path, NULL);
+	assert_non_null(id);
+	snprintf(e->client_id, sizeof(e->client_id), "%s", id);
+	free(id);
+	join(cert, creds, "server.pem");
+	join(key, creds, "server.key");
+	join(ca, creds, "ca.pem");
+	join(secret, creds, "client-secret");
+	join(pub, creds, "partner.pub");
+
+	/* the simulator: synchronise on its ready line */
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	join(path, e->dir, "snapsim.log");
+	errfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	assert_true(errfd >= 0);
+	{
+		char *argv[] = { DOKU_SNAPSIM_BIN, "--listen", "127.0.0.1:0", "--tls-cert", cert,
+				 "--tls-key", key, "--client-id", e->client_id, "--client-secret-file",
+				 secret, "--partner-public-key", pub, "--control", "127.0.0.1:0",
+				 "--threads", "8", NULL };
+
+		e->sim_pid = spawn(argv, environ, pfd[1], errfd);
+	}
+	close(pfd[1]);
+	close(errfd);
+	read_line(pfd[0], line, sizeof(line));
+	close(pfd[0]);
+	assert_int_equal(sscanf(line, "doku-snapsim ready https=%63s control=%63s", e->sim_https,
+				e->sim_control), 2);
+	if (!e->direct && getenv("DOKU_IT_DIRECT") == NULL) {
+		e->tap = tap_start(cert, key, ca, e->sim_https);
+		assert_non_null(e->tap);
+	}
+
+	/* our NOTIFY_SOCKET */
+	e->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(e->notify_fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	join(path, e->dir, "notify.sock");
+	assert_true(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	assert_int_equal(bind(e->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	join(e->sock, e->dir, "run/bridge.sock");
+	join(e->conf, e->dir, "bridge.ini");
+	join(e->log, e->dir, "daemon.log");
+}
+
+void h_write_config(h_env *e, const char *bridge_extra, const char *sections)
+{
+	char creds[PATH_MAX], base[96];
+	FILE *f = fopen(e->conf, "w");
+
+	assert_non_null(f);
+	join(creds, e->dir, "creds");
+	if (e->tap != NULL)
+		snprintf(base, sizeof(base), "127.0.0.1:%u", tap_port(e->tap));
+	else
+		snprintf(base, sizeof(base), "%s", e->sim_https);
+	fprintf(f,
+		"[bridge]\n"
+		"socket = %s\n"
+		"io_timeout_ms = 5000\n"
+		"%s\n"
+		"[profile.default]\n"
+		"base_url = https://%s\n"
+		"client_id = %s\n"
+		"client_secret_file = %s/client-secret\n"
+		"private_key_file = %s/partner.key\n"
+		"ca_file = %s/ca.pem\n"
+		"%s\n",
+		e->sock, bridge_extra != NULL ? bridge_extra : "", base, e->client_id, creds, creds,
+		creds, sections != NULL ? sections : "");
+	assert_int_equal(fclose(f), 0);
+}
+
+bool h_wait_notify(h_env *e, const char *what)
+{
+	uint64_t end = now_ms() + H_WAIT_MS;
+	char msg[1024];
+
+	for (;;) {
+		struct pollfd p = { e->notify_fd, POLLIN, 0 };
+		int left = (int)(end - now_ms());
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, left) != 1)
+			return false;
+		n = recv(e->notify_fd, msg, sizeof(msg) - 1, 0);
+		if (n <= 0)
+			return false;
+		msg[n] = '\0';
+		if (strstr(msg, what) != NULL)
+			return true;
+	}
+}
+
+void h_daemon_start(h_env *e, const char *bridge_extra, const char *sections)
+{
+	char notify[PATH_MAX + 32], path[PATH_MAX];
+	char **envp;
+	size_t n = 0;
+	int errfd;
+
+	h_write_config(e, bridge_extra, sections);
+	join(path, e->dir, "notify.sock");
+	snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s", path);
+	while (environ[n] != NULL)
+		n++;
+	envp = calloc(n + 2, sizeof(*envp));
+	assert_non_null(envp);
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
+			envp[k++] = environ[i];
+	for (n = 0; envp[n] != NULL; n++)
+		;
+	envp[n] = notify;
+	errfd = open(e->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	assert_true(errfd >= 0);
+	{
+		char *argv[] = { DOKU_BRIDGED_BIN, "--config", e->conf, NULL };
+
+		e->daemon_pid = spawn(argv, envp, -1, errfd);
+	}
+	close(errfd);
+	free(envp);
+	assert_true(h_wait_notify(e, "READY=1"));
+}
+
+void h_daemon_signal(h_env *e, int sig)
+{
+	assert_true(e->daemon_pid > 0);
+	assert_int_equal(kill(e->daemon_pid, sig), 0);
+}
+
+int h_daemon_wait(h_env *e)
+{
+	int st = wait_exit(e->daemon_pid);
+
+	e->daemon_pid = 0;
+	return st;
+}
+
+/* ---- the leak scan --------------------------------------------------------------------- */
+
+struct hay {
+	const char *p[2];
+	size_t n[2];
+	const char *what;
+	unsigned found;
+};
+
+static void scan_one(struct hay *h, const char *needle, size_t len, size_t step)
+{
+	if (len < SCAN_WINDOW) {
+		for (int k = 0; k < 2; k++)
+			if (len > 0 && memmem(h->p[k], h->n[k], needle, len) != NULL) {
+				fprintf(stderr, "LEAK: %s (short) in %s\n", h->what, k ? "replies" : "log");
+				h->found++;
+			}
+		return;
+	}
+	for (size_t i = 0; i + SCAN_WINDOW <= len; i += step)
+		for (int k = 0; k < 2; k++)
+			if (memmem(h->p[k], h->n[k], needle + i, SCAN_WINDOW) != NULL) {
+				fprintf(stderr, "LEAK: %s bytes %zu..%zu in %s\n", h->what, i,
+					i + SCAN_WINDOW, k ? "replies" : "log");
+				h->found++;
+				return;
+			}
+}
+
+static void scan_token(const char *token, void *arg)
+{
+	struct hay *h = arg;
+
+	h->what = "a token";
+	scan_one(h, token, strlen(token), 1);
+}
+
+static void leak_scan(h_env *e)
+{
+	char path[PATH_MAX];
+	size_t loglen = 0, slen = 0, klen = 0;
+	char *log = slurp(e->log, &loglen);
+	char *secret, *key, *line, *save = NULL;
+	struct hay h = { { log != NULL ? log : "", recorded != NULL ? recorded : "" },
+			 { loglen, recorded_len }, "", 0 };
+
+	join(path, e->dir, "creds/client-secret");
+	secret = slurp(path, &slen);
+	join(path, e->dir, "creds/partner.key");
+	key = slurp(path, &klen);
+	assert_non_null(secret);
+	assert_non_null(key);
+	h.what = "the client secret";
+	scan_one(&h, secret, slen, 1);
+	h.what = "the private key";
+	for (line = strtok_r(key, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+		if (strncmp(line, "-----", 5) != 0)
+			scan_one(&h, line, strlen(line), 8);
+	if (e->tap != NULL) {
+		fprintf(stderr, "leak scan: %zu tokens, %zu log bytes, %zu reply bytes\n",
+			tap_token_count(e->tap), loglen, recorded_len);
+		tap_tokens(e->tap, scan_token, &h);
+	}
+	free(secret);
+	free(key);
+	free(log);
+	assert_int_equal(h.found, 0);
+}
+
+void h_teardown(h_env *e)
+{
+	char cmd[PATH_MAX + 16];
+
+	if (e->daemon_pid > 0) {
+		kill(e->daemon_pid, SIGTERM);
+		assert_int_equal(h_daemon_wait(e), 0);
+	}
+	if (e->sim_pid > 0) {
+		kill(e->sim_pid, SIGTERM);
+		wait_exit(e->sim_pid);
+		e->sim_pid = 0;
+	}
+	leak_scan(e);
+	tap_stop(e->tap);
+	e->tap = NULL;
+	if (e->notify_fd >= 0)
+		close(e->notify_fd);
+	if (getenv("DOKU_IT_KEEP") == NULL) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+		assert_int_equal(system(cmd), 0);
+	} else {
+		fprintf(stderr, "kept %s\n", e->dir);
+	}
+	free(recorded);
+	recorded = NULL;
+	recorded_len = recorded_cap = 0;
+}
+
+/* ---- control API ------------------------------------------------------------------------- */
+
+struct body {
+	char *p;
+	size_t n;
+};
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct body *b = arg;
+	size_t n = size * nmemb;
+
+	b->p = realloc(b->p, b->n + n + 1);
+	assert_non_null(b->p);
+	memcpy(b->p + b->n, p, n);
+	b->n += n;
+	b->p[b->n] = '\0';
+	return n;
+}
+
+char *h_ctl(h_env *e, const char *method, const char *path, const char *body, long *status)
+{
+	char url[1024];
+	struct body b = { calloc(1, 1), 0 };
+	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	CURL *c = curl_easy_init();
+	long st = 0;
+
+	assert_non_null(c);
+	snprintf(url, sizeof(url), "http://%s%s", e->sim_control, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body != NULL) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	}
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)H_WAIT_MS);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(hdr);
+	if (status != NULL)
+		*status = st;
+	else if (st >= 300)
+		fprintf(stderr, "control %s %s: %ld %s\n", method, path, st, b.p);
+	return b.p;
+}
+
+long h_counter(h_env *e, const char *group, const char *key)
+{
+	char *text = h_ctl(e, "GET", "/control/counters", NULL, NULL);
+	json_t *root = json_loads(text, 0, NULL), *v;
+	long n;
+
+	assert_non_null(root);
+	v = group != NULL ? json_object_get(json_object_get(root, group), key) : json_object_get(root, key);
+	n = json_is_integer(v) ? (long)json_integer_value(v) : 0;
+	json_decref(root);
+	free(text);
+	return n;
+}
+
+unsigned h_sim_requests(h_env *e, const char *path, const char *ref)
+{
+	char url[512];
+	char *text, *line, *save = NULL;
+	unsigned n = 0;
+
+	snprintf(url, sizeof(url), "/control/log?path=%s&limit=20000", path);
+	text = h_ctl(e, "GET", url, NULL, NULL);
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		json_t *o = json_loads(line, 0, NULL);
+		const char *p = json_string_value(json_object_get(o, "path"));
+		const char *r = json_string_value(json_object_get(o, "partnerReferenceNo"));
+
+		if (p != NULL && strcmp(p, path) == 0 && (ref == NULL || (r != NULL && strcmp(r, ref) == 0)))
+			n++;
+		json_decref(o);
+	}
+	free(text);
+	return n;
+}
+
+void h_sim_external_id(h_env *e, const char *path, const char *ref, char out[64])
+{
+	char url[512];
+	char *text, *line, *save = NULL;
+
+	out[0] = '\0';
+	snprintf(url, sizeof(url), "/control/log?path=%s&limit=20000", path);
+	text = h_ctl(e, "GET", url, NULL, NULL);
+	for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		json_t *o = json_loads(line, 0, NULL);
+		const char *r = json_string_value(json_object_get(o, "partnerReferenceNo"));
+		const char *x = json_string_value(json_object_get(o, "externalId"));
+
+		if (r != NULL && x != NULL && strcmp(r, ref) == 0)
+			snprintf(out, 64, "%s", x);
+		json_decref(o);
+	}
+	free(text);
+}
+
+void h_fault(h_env *e, const char *json)
+{
+	long st;
+	char *r = h_ctl(e, "POST", "/control/faults", json, &st);
+
+	if (st != 201)
+		fprintf(stderr, "fault %s: %ld %s\n", json, st, r);
+	assert_int_equal(st, 201);
+	free(r);
+}
+
+/* ---- clients --------------------------------------------------------------------------- */
+
+dokubridge_client *h_client(h_env *e)
+{
+	dokubridge_config cfg = { .socket_path = e->sock };
+	dokubridge_client *c = NULL;
+	dokubridge_result res;
+
+	assert_int_equal(dokubridge_new(&cfg, &c), 0);
+	assert_int_equal(dokubridge_connect(c, &res), 0);
+	return c;
+}
+
+int h_call(dokubridge_client *c, const char *customer, const char *method,
+	   const ProtobufCMessage *req, ProtobufCMessage **resp, dokubridge_result *res)
+{
+	dokubridge_call_opts opts = { .timeout_ms = 20000, .customer_ref = customer };
+	ProtobufCMessage *r = NULL;
+	int rc = dokubridge_call(c, &opts, method, req, &r, res);
+
+	h_record_result(res);
+	if (r != NULL) {
+		size_t n = protobuf_c_message_get_packed_size(r);
+		uint8_t *p = malloc(n + 1);
+
+		assert_non_null(p);
+		protobuf_c_message_pack(r, p);
+		h_record(p, n);
+		free(p);
+	}
+	if (resp != NULL)
+		*resp = r;
+	else
+		dokubridge_message_free(r);
+	return rc;
+}
+
+static json_t *ctl_json(h_env *e, const char *method, const char *path, const char *body)
+{
+	char *text = h_ctl(e, method, path, body, NULL);
+	json_t *j = json_loads(text, 0, NULL);
+
+	free(text);
+	assert_non_null(j);
+	return j;
+}
+
+void h_customer_new(h_env *e, dokubridge_client *c, const char *ref, h_customer *out)
+{
+	static unsigned serial;
+	dokubridge_result res;
+	char path[256], body[512];
+	json_t *j, *last;
+	const char *create_ref = h_ref("ca"), *bind_ref;
+	Doku__Wallet__V1__CreateAccountRequest ca = DOKU__WALLET__V1__CREATE_ACCOUNT_REQUEST__INIT;
+	Doku__Wallet__V1__CreateAccountResponse *car = NULL;
+	Doku__Wallet__V1__VerifyOtpRequest vo = DOKU__WALLET__V1__VERIFY_OTP_REQUEST__INIT;
+	Doku__Wallet__V1__BindAccountRequest ba = DOKU__WALLET__V1__BIND_ACCOUNT_REQUEST__INIT;
+	Doku__Wallet__V1__BindAccountResponse *bar = NULL;
+	Doku__Wallet__V1__BindSuccessParams sp = DOKU__WALLET__V1__BIND_SUCCESS_PARAMS__INIT;
+	Doku__Wallet__V1__InquireAccountRequest ia = DOKU__WALLET__V1__INQUIRE_ACCOUNT_REQUEST__INIT;
+	Doku__Wallet__V1__InquireAccountResponse *iar = NULL;
+	Doku__Wallet__V1__OpenCustomerSessionRequest os = DOKU__WALLET__V1__OPEN_CUSTOMER_SESSION_REQUEST__INIT;
+	char email[96];
+
+	memset(out, 0, sizeof(*out));
+	snprintf(out->ref, sizeof(out->ref), "%s", ref);
+	snprintf(out->phone, sizeof(out->phone), "628%05u%05u", (unsigned)getpid() % 100000u, ++serial);
+	snprintf(email, sizeof(email), "c%s@example.id", out->phone);
+	ca.partner_reference_no = (char *)create_ref;
+	ca.name = "Budi Santoso";
+	ca.phone_no = out->phone;
+	ca.email = email;
+	ca.redirect_url = "https://merchant.example/done";
+	OK_CALL(c, NULL, "CreateAccount", ca, &car, &res);
+
+	snprintf(path, sizeof(path), "/control/otps?phoneNo=%s", out->phone);
+	j = ctl_json(e, "GET", path, NULL);
+	last = json_array_get(j, json_array_size(j) - 1);
+	vo.original_partner_reference_no = (char *)create_ref;
+	vo.original_reference_no = car->reference_no;
+	vo.otp = (char *)json_string_value(json_object_get(last, "otp"));
+	assert_non_null(vo.otp);
+	OK_CALL(c, NULL, "VerifyOtp", vo, NULL, &res);
+	json_decref(j);
+	dokubridge_message_free(car);
+
+	snprintf(body, sizeof(body), "{\"phoneNo\":\"%s\",\"pin\":\"123456\"}", out->phone);
+	free(h_ctl(e, "POST", "/control/pin", body, NULL));
+
+	bind_ref = h_ref("bind");
+	ba.partner_reference_no = (char *)bind_ref;
+	ba.redirect_url = "https://merchant.example/bound";
+	sp.account_id = out->phone;
+	ba.success_params = &sp;
+	OK_CALL(c, NULL, "BindAccount", ba, &bar, &res);
+	snprintf(out->link_id, sizeof(out->link_id), "%s", bar->link_id);
+	dokubridge_message_free(bar);
+	snprintf(body, sizeof(body), "{\"linkId\":\"%s\",\"pin\":\"123456\"}", out->link_id);
+	free(h_ctl(e, "POST", "/control/bindings/approve", body, NULL));
+
+	ia.partner_reference_no = (char *)bind_ref;
+	OK_CALL(c, NULL, "InquireAccount", ia, &iar, &res);
+	assert_non_null(iar->additional_info);
+	snprintf(out->auth_code, sizeof(out->auth_code), "%s", iar->additional_info->auth_code);
+	snprintf(out->account_no, sizeof(out->account_no), "%s", iar->account_no);
+	dokubridge_message_free(iar);
+	assert_true(out->auth_code[0] != '\0');
+
+	os.auth_code = out->auth_code;
+	OK_CALL(c, ref, "OpenCustomerSession", os, NULL, &res);
+}
+
+/* ---- raw sockets --------------------------------------------------------------------- */
+
+int h_raw_connect(h_env *e)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, e->sock, strlen(e->sock) + 1);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+static int read_full(int fd, void *p, size_t n, uint64_t end)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		int left = (int)(end - now_ms());
+		ssize_t k;
+
+		if (left <= 0 || poll(&pf, 1, left) != 1)
+			return -1;
+		k = read(fd, (char *)p + got, n - got);
+		if (k <= 0)
+			return -1;
+		got += (size_t)k;
+	}
+	return 0;
+}
+
+int h_raw_read_frame(int fd, uint8_t *flags, uint8_t **body, uint32_t *len)
+{
+	uint64_t end = now_ms() + H_WAIT_MS;
+	uint8_t hdr[5];
+
+	*body = NULL;
+	if (read_full(fd, hdr, 5, end) != 0)
+		return -1;
+	*flags = hdr[0];
+	*len = (uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 8 | hdr[4];
+	*body = malloc(*len + 1);
+	assert_non_null(*body);
+	if (read_full(fd, *body, *len, end) != 0) {
+		free(*body);
+		*body = NULL;
+		return -1;
+	}
+	h_record(*body, *len);
+	return 0;
+}
+
+bool h_raw_eof(int fd)
+{
+	uint64_t end = now_ms() + H_WAIT_MS;
+	char buf[4096];
+
+	for (;;) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		int left = (int)(end - now_ms());
+		ssize_t k;
+
+		if (left <= 0 || poll(&pf, 1, left) != 1)
+			return false;
+		k = read(fd, buf, sizeof(buf));
+		if (k == 0)
+			return true;
+		if (k < 0)
+			return errno == ECONNRESET;
+		h_record(buf, (size_t)k);
+	}
+}
+
+/* ---- bursts ----------------------------------------------------------------------------- */
+
+struct burst_call {
+	h_burst *b;
+	uint64_t started;
+	void (*progress)(unsigned done, void *arg);
+	void *arg;
+};
+
+static void burst_done(dokubridge_client *c, void *arg, const dokubridge_result *res,
+		       ProtobufCMessage *resp)
+{
+	struct burst_call *bc = arg;
+	h_burst *b = bc->b;
+	uint64_t ms = now_ms() - bc->started;
+
+	(void)c;
+	h_record_result(res);
+	if (resp != NULL) {
+		size_t n = protobuf_c_message_get_packed_size(resp);
+		uint8_t *p = malloc(n + 1);
+
+		assert_non_null(p);
+		protobuf_c_message_pack(resp, p);
+		h_record(p, n);
+		free(p);
+	}
+	dokubridge_message_free(resp);
+	b->done++;
+	if (res->code == DOKUBRIDGE_OK)
+		b->ok++;
+	else if (b->codes[res->code]++ == 0)
+		fprintf(stderr, "burst: %s: %s\n", dokubridge_code_name(res->code), res->message);
+	if ((unsigned)res->outcome < 4)
+		b->outcomes[res->outcome]++;
+	if (ms > b->max_ms)
+		b->max_ms = ms;
+	if (bc->progress != NULL)
+		bc->progress(b->done, bc->arg);
+}
+
+void h_burst_run(dokubridge_client **cs, unsigned n, unsigned per, const char *method,
+		 const char *customer, const ProtobufCMessage *(*make)(unsigned i, void *arg),
+		 void (*progress)(unsigned done, void *arg), void *arg, h_burst *out)
+{
+	dokubridge_call_opts opts = { .timeout_ms = 20000, .customer_ref = customer };
+	struct burst_call *calls = calloc((size_t)n * per, sizeof(*calls));
+	struct pollfd *pfd = calloc(n, sizeof(*pfd));
+	uint64_t end = now_ms() + H_WAIT_MS;
+	dokubridge_result res;
+
+	assert_non_null(calls);
+	assert_non_null(pfd);
+	memset(out, 0, sizeof(*out));
+	out->total = n * per;
+	for (unsigned k = 0; k < per; k++)
+		for (unsigned i = 0; i < n; i++) {
+			struct burst_call *bc = &calls[k * n + i];
+
+			bc->b = out;
+			bc->started = now_ms();
+			bc->progress = progress;
+			bc->arg = arg;
+			assert_int_equal(dokubridge_start(cs[i], &opts, method, make(k * n + i, arg),
+							  burst_done, bc, NULL, &res), 0);
+		}
+	while (out->done < out->total) {
+		int left = (int)(end - now_ms());
+
+		assert_true(left > 0);
+		for (unsigned i = 0; i < n; i++) {
+			unsigned want = dokubridge_interest(cs[i]);
+
+			pfd[i].fd = dokubridge_in_flight(cs[i]) > 0 ? dokubridge_fd(cs[i]) : -1;
+			pfd[i].events = (short)((want & DOKUBRIDGE_WANT_READ ? POLLIN : 0) |
+						(want & DOKUBRIDGE_WANT_WRITE ? POLLOUT : 0));
+			pfd[i].revents = 0;
+		}
+		assert_true(poll(pfd, n, left > 1000 ? 1000 : left) >= 0);
+		for (unsigned i = 0; i < n; i++) {
+			unsigned ev = 0;
+
+			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
+				ev |= DOKUBRIDGE_WANT_READ;
+			if (pfd[i].revents & POLLOUT)
+				ev |= DOKUBRIDGE_WANT_WRITE;
+			if (pfd[i].fd >= 0)
+				dokubridge_process(cs[i], ev);
+		}
+	}
+	free(pfd);
+	free(calls);
+}
+
+bool h_wait_sim_requests(h_env *e, const char *path, const char *ref, unsigned n)
+{
+	uint64_t end = now_ms() + H_WAIT_MS;
+
+	while (h_sim_requests(e, path, ref) < n) {
+		if (now_ms() > end)
+			return false;
+		poll(NULL, 0, 20); /* bounded polling of an observable condition */
+	}
+	return true;
+}
+
+bool h_raw_hup(int fd)
+{
+	struct pollfd pf = { fd, 0, 0 };
+
+	return poll(&pf, 1, H_WAIT_MS) == 1 && (pf.revents & (POLLHUP | POLLERR)) != 0;
+}
+
+void h_send_all(int fd, const void *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+
+		assert_true(k > 0);
+		p = (const char *)p + k;
+		n -= (size_t)k;
+	}
+}
+
+size_t h_frame(uint8_t *out, uint8_t flags, const void *body, uint32_t len)
+{
+	out[0] = flags;
+	out[1] = (uint8_t)(len >> 24);
+	out[2] = (uint8_t)(len >> 16);
+	out[3] = (uint8_t)(len >> 8);
+	out[4] = (uint8_t)len;
+	if (len > 0)
+		memmove(out + 5, body, len);
+	return 5 + len;
+}
+
+size_t h_call_frame(uint8_t *out, size_t outsz, uint64_t id, const char *method,
+		    const ProtobufCMessage *msg, const char *customer)
+{
+	Doku__Bridge__V1__Call call = DOKU__BRIDGE__V1__CALL__INIT;
+	uint8_t inner[4096];
+	size_t n;
+
+	call.id = id;
+	call.method = (char *)method;
+	call.timeout_ms = 10000;
+	if (customer != NULL)
+		call.customer_ref = (char *)customer;
+	if (msg != NULL) {
+		assert_true(protobuf_c_message_get_packed_size(msg) <= sizeof(inner));
+		call.message.len = protobuf_c_message_pack(msg, inner);
+		call.message.data = inner;
+	}
+	n = doku__bridge__v1__call__get_packed_size(&call);
+	assert_true(n + 5 <= outsz);
+	doku__bridge__v1__call__pack(&call, out + 5);
+	return h_frame(out, 0, out + 5, (uint32_t)n);
+}

@@ -1,0 +1,144 @@
+/* The integration harness of doku-bridged: throwaway credentials, the
+ * simulator (doku-snapsim over real TLS), the recording tap in front of it,
+ * and the daemon, each started for real and synchronised on readiness (the
+ * simulator's "ready" line, the daemon's READY=1 on our own NOTIFY_SOCKET),
+ * never on sleeps. Every wait is bounded (H_WAIT_MS).
+ *
+ * Every reply a test receives goes through h_call (or h_record), and
+ * h_teardown proves that no byte run of the client secret, the private key
+ * or any token seen by the tap appears in a reply or in the daemon's log. */
+#ifndef DOKU_ITEST_HARNESS_H
+#define DOKU_ITEST_HARNESS_H
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <sys/types.h>
+#include <cmocka.h>
+
+#include "dokubridge.h"
+#include "tap.h"
+
+#define H_WAIT_MS 30000 /* bound of every wait */
+
+typedef struct h_env {
+	char dir[PATH_MAX];       /* private temporary directory */
+	char sock[PATH_MAX];      /* the daemon's socket */
+	char conf[PATH_MAX];
+	char log[PATH_MAX];       /* the daemon's stderr (appended across restarts) */
+	char client_id[128];
+	char sim_https[64];       /* 127.0.0.1:PORT */
+	char sim_control[64];
+	bool direct;              /* the daemon talks to the simulator without the tap */
+	pid_t sim_pid, daemon_pid;
+	int notify_fd;
+	tap *tap;
+} h_env;
+
+/* Credentials, simulator, tap (none when e->direct is set before, or
+ * $DOKU_IT_DIRECT is set). */
+void h_setup(h_env *e);
+/* Write the configuration ([bridge] lines and more sections appended) and
+ * start the daemon; returns once it said READY=1. */
+void h_daemon_start(h_env *e, const char *bridge_extra, const char *sections);
+/* Rewrite the configuration (for a reload). */
+void h_write_config(h_env *e, const char *bridge_extra, const char *sections);
+/* Send sig to the daemon. */
+void h_daemon_signal(h_env *e, int sig);
+/* Wait for a notification containing what (e.g. "READY=1"); false on timeout. */
+bool h_wait_notify(h_env *e, const char *what);
+/* Wait for the daemon to exit; its exit status (or -1 if it was killed/timed out). */
+int h_daemon_wait(h_env *e);
+/* Stop everything, scan for leaked secrets, remove the directory. */
+void h_teardown(h_env *e);
+
+/* The simulator's control API: the body (malloc'd, NUL-terminated); *status
+ * the HTTP status when not NULL. */
+char *h_ctl(h_env *e, const char *method, const char *path, const char *body, long *status);
+/* A counter of GET /control/counters: group "tokens" / "byEndpoint" / ...,
+ * or group NULL for a top-level number. */
+long h_counter(h_env *e, const char *group, const char *key);
+/* Entries of the simulator's log for path (and partnerReferenceNo ref when not NULL). */
+unsigned h_sim_requests(h_env *e, const char *path, const char *ref);
+/* The X-EXTERNAL-ID of the last request the simulator logged for path and
+ * ref, into out[64] ("" when none). */
+void h_sim_external_id(h_env *e, const char *path, const char *ref, char out[64]);
+/* Arm a fault (JSON of POST /control/faults). */
+void h_fault(h_env *e, const char *json);
+
+/* A client on the daemon's socket (connected). */
+dokubridge_client *h_client(h_env *e);
+/* A typed call by name whose reply is recorded for the leak scan. */
+/* h_call that must succeed (req is a message struct, not a pointer). */
+#define OK_CALL(c, cust, m, req, resp, res)                                              \
+	do {                                                                              \
+		int rc_ = h_call(c, cust, m, &(req).base, (ProtobufCMessage **)(resp), res); \
+		if (rc_ != 0)                                                             \
+			fprintf(stderr, "%s: %s: %s\n", m, dokubridge_code_name((res)->code), \
+				(res)->message);                                          \
+		assert_int_equal(rc_, 0);                                                 \
+	} while (0)
+
+int h_call(dokubridge_client *c, const char *customer, const char *method,
+	   const ProtobufCMessage *req, ProtobufCMessage **resp, dokubridge_result *res);
+/* Record bytes that came from the daemon. */
+void h_record(const void *p, size_t n);
+void h_record_result(const dokubridge_result *res);
+
+/* A customer taken through creation, OTP, PIN, binding and approval, with
+ * a session opened under ref. */
+typedef struct h_customer {
+	char phone[32];
+	char account_no[64];
+	char link_id[128];
+	char auth_code[256];
+	char ref[65];
+} h_customer;
+
+void h_customer_new(h_env *e, dokubridge_client *c, const char *ref, h_customer *out);
+
+/* A raw connection to the daemon's socket (blocking fd). */
+int h_raw_connect(h_env *e);
+/* Read one frame (flags, len, body into a malloc'd buffer) within H_WAIT_MS.
+ * 0, or -1 on EOF / error / timeout. */
+int h_raw_read_frame(int fd, uint8_t *flags, uint8_t **body, uint32_t *len);
+/* Whether the peer closed fd (EOF within H_WAIT_MS). */
+bool h_raw_eof(int fd);
+
+/* Write all of p[0..n) to fd. */
+void h_send_all(int fd, const void *p, size_t n);
+/* A frame (flags, len, body) into out; its length. */
+size_t h_frame(uint8_t *out, uint8_t flags, const void *body, uint32_t len);
+/* The frame of a Call of method with msg (may be NULL) and customer (may be NULL). */
+size_t h_call_frame(uint8_t *out, size_t outsz, uint64_t id, const char *method,
+		    const ProtobufCMessage *msg, const char *customer);
+
+/* Whether the peer closed fd within H_WAIT_MS, without reading from it. */
+bool h_raw_hup(int fd);
+
+/* A unique reference for this process ("prefix-<pid>-<n>"). */
+const char *h_ref(const char *prefix);
+
+#endif
+
+/* Many calls at once: per calls on each of the n clients, all started
+ * before any completes, driven with poll(2) until every one completed.
+ * make(i) gives the request of call i (serialized at once, so it may reuse
+ * one message); progress (may be NULL) runs after each completion. */
+typedef struct h_burst {
+	unsigned total, done, ok;
+	unsigned codes[DOKUBRIDGE_CODE_COUNT];
+	unsigned outcomes[4];
+	uint64_t max_ms;                 /* slowest call */
+} h_burst;
+
+void h_burst_run(dokubridge_client **cs, unsigned n, unsigned per, const char *method,
+		 const char *customer, const ProtobufCMessage *(*make)(unsigned i, void *arg),
+		 void (*progress)(unsigned done, void *arg), void *arg, h_burst *out);
+
+/* Wait until the simulator's log holds at least n entries for path/ref
+ * (entries are written when the simulator answers). false on timeout. */
+bool h_wait_sim_requests(h_env *e, const char *path, const char *ref, unsigned n);
