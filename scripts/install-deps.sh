@@ -9,7 +9,7 @@ packages=(
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libcmocka-dev libinih-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libsystemd-dev
   python3 python3-protobuf python3-pytest python3-venv python3-setuptools python3-pip
-  openssl ca-certificates curl procps
+  openssl ca-certificates curl procps jq
   dpkg-dev file systemd shellcheck
 )
 

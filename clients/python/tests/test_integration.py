@@ -1,7 +1,7 @@
 """The dokubridge package against the real doku-bridged and doku-snapsim.
 
 Needs $DOKU_BRIDGED, $DOKU_SNAPSIM, $DOKU_MKCREDS (the binaries and
-tests/tools/mkcreds.sh) and $DOKU_HARNESS_DIR (tests/clients, for harness.py);
+tests/tools/mkcreds.sh) and $DOKU_HARNESS_DIR (tests/tools, for harness.py);
 ctest sets them. Skipped when they are not set.
 """
 import asyncio
