@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,12 +166,87 @@ static int clear_stale(const char *path)
 	return 0;
 }
 
+static void init_handles(server *s)
+{
+	uv_loop_t *loop = s->b->loop;
+
+	uv_pipe_init(loop, &s->listener, 0);
+	uv_timer_init(loop, &s->sweep);
+	uv_idle_init(loop, &s->resume);
+	s->listener.data = s->sweep.data = s->resume.data = s;
+	s->handles = 3;
+}
+
+static void close_handles(server *s)
+{
+	s->closing = true;
+	uv_close((uv_handle_t *)&s->listener, on_handle_closed);
+	uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
+	uv_close((uv_handle_t *)&s->resume, on_handle_closed);
+}
+
+/* Listen on the socket systemd holds: its path, owner and mode are systemd's. */
+static int start_inherited(server *s, int fd, server **out)
+{
+	int rc;
+
+	init_handles(s);
+	s->inherited = true;
+	rc = uv_pipe_open(&s->listener, fd);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&s->listener, SERVER_BACKLOG, on_connection);
+	if (rc != 0) {
+		log_msg(LOG_LVL_ERROR, "cannot listen on the socket passed by systemd: %s", uv_strerror(rc));
+		close_handles(s);
+		return rc;
+	}
+	log_msg(LOG_LVL_INFO, "listening on the socket passed by systemd (fd %d); [bridge] socket is not used",
+		fd);
+	s->listening = true;
+	uv_timer_start(&s->sweep, on_sweep, sweep_period(s->b->cfg), sweep_period(s->b->cfg));
+	*out = s;
+	return 0;
+}
+
+/* systemd socket activation: the listening socket handed over as fd 3
+ * (LISTEN_PID is us, LISTEN_FDS >= 1); -1 when there is none. */
+static int inherited_listener(void)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	int type = 0, listening = 0;
+	socklen_t tl = sizeof(type), ll = sizeof(listening);
+	long n;
+
+	if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != (long)getpid())
+		return -1;
+	n = strtol(fds, NULL, 10);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+	if (n < 1)
+		return -1;
+	if (n > 1)
+		log_msg(LOG_LVL_WARNING, "LISTEN_FDS=%ld: using the first socket only", n);
+	if (getsockopt(SERVER_LISTEN_FD, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 ||
+	    getsockopt(SERVER_LISTEN_FD, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) != 0 ||
+	    getsockname(SERVER_LISTEN_FD, (struct sockaddr *)&sa, &len) != 0 ||
+	    sa.sun_family != AF_UNIX || type != SOCK_STREAM || !listening) {
+		log_msg(LOG_LVL_ERROR, "fd %d passed by systemd is not a listening Unix stream socket",
+			SERVER_LISTEN_FD);
+		return -2;
+	}
+	(void)fcntl(SERVER_LISTEN_FD, F_SETFD, FD_CLOEXEC);
+	return SERVER_LISTEN_FD;
+}
+
 int server_start(struct bridge *b, server **out)
 {
 	const config *cfg = b->cfg;
 	server *s;
 	mode_t old;
-	int rc;
+	int rc, fd;
 
 	*out = NULL;
 	s = calloc(1, sizeof(*s));
@@ -184,6 +260,14 @@ int server_start(struct bridge *b, server **out)
 		free(s);
 		return -ENOMEM;
 	}
+	fd = inherited_listener();
+	if (fd == -2) {
+		free(s->path);
+		free(s);
+		return -EBADF;
+	}
+	if (fd >= 0)
+		return start_inherited(s, fd, out);
 	rc = prepare_dir(cfg, s->path);
 	if (rc == 0)
 		rc = clear_stale(s->path);
@@ -192,11 +276,7 @@ int server_start(struct bridge *b, server **out)
 		free(s);
 		return rc;
 	}
-	uv_pipe_init(b->loop, &s->listener, 0);
-	uv_timer_init(b->loop, &s->sweep);
-	uv_idle_init(b->loop, &s->resume);
-	s->listener.data = s->sweep.data = s->resume.data = s;
-	s->handles = 3;
+	init_handles(s);
 	old = umask(0177); /* the socket is born 0600, then opened to its group */
 	rc = uv_pipe_bind(&s->listener, s->path);
 	umask(old);
@@ -209,10 +289,7 @@ int server_start(struct bridge *b, server **out)
 	if (rc != 0) {
 		log_msg(LOG_LVL_ERROR, "cannot listen on %s: %s", s->path, uv_strerror(rc));
 		(void)unlink(s->path);
-		s->closing = true;
-		uv_close((uv_handle_t *)&s->listener, on_handle_closed);
-		uv_close((uv_handle_t *)&s->sweep, on_handle_closed);
-		uv_close((uv_handle_t *)&s->resume, on_handle_closed);
+		close_handles(s);
 		return rc;
 	}
 	s->listening = true;
@@ -226,7 +303,8 @@ void server_stop_accepting(server *s)
 	if (!s->listening)
 		return;
 	s->listening = false;
-	(void)unlink(s->path);
+	if (!s->inherited) /* systemd's socket stays, for the next start */
+		(void)unlink(s->path);
 	uv_close((uv_handle_t *)&s->listener, on_handle_closed);
 }
 

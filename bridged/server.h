@@ -16,11 +16,13 @@
 #define SERVER_SOCKET_MODE 0660
 #define SERVER_SWEEP_MIN_MS 10u    /* finest timeout sweep period */
 #define SERVER_SWEEP_MAX_MS 1000u  /* coarsest */
+#define SERVER_LISTEN_FD 3         /* SD_LISTEN_FDS_START: socket activation */
 
 typedef struct server {
 	struct bridge *b;
 	uv_pipe_t listener;
 	bool listening;
+	bool inherited;              /* systemd's socket (LISTEN_FDS): never unlinked */
 	char *path;                  /* the socket's path, unlinked at stop */
 	uv_timer_t sweep;            /* idle, half-sent and stalled connections */
 	uv_idle_t resume;            /* deferred work of connections (below) */
@@ -33,9 +35,10 @@ typedef struct server {
 	bool closing;
 } server;
 
-/* Create the socket's directory (0750) and the socket (0660, group
- * [bridge] socket_group), listen, and start the sweep. 0 or a negative errno
- * (logged). *out belongs to the caller: server_close. */
+/* Listen on the socket systemd passed (socket activation: LISTEN_PID is
+ * us, fd 3), or else create the socket's directory (0750) and the socket
+ * (0660, group [bridge] socket_group); start the sweep. 0 or a negative
+ * errno (logged). *out belongs to the caller: server_close. */
 int server_start(struct bridge *b, server **out);
 
 /* Stop accepting and remove the socket file (SIGTERM). */

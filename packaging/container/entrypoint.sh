@@ -42,7 +42,8 @@ copy_secrets() {
   local f
   for f in "$secrets"/*; do
     [ -f "$f" ] || continue
-    install -m 0600 -- "$f" "$creds/.new" && mv -f -- "$creds/.new" "$creds/${f##*/}"
+    install -m 0600 -- "$f" "$creds/.new" || return
+    mv -f -- "$creds/.new" "$creds/${f##*/}" || return
   done
 }
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Tests of the sidecar's entrypoint, outside a container:
-#   entrypoint.sh ENTRYPOINT
+#   entrypoint.sh ENTRYPOINT [DOKU-BRIDGED MKCREDS]
 # A fake doku-bridged copies what it was given and reports on a FIFO: "ready
 # PID" (PID: the entrypoint's), "hup SECRET" (the client secret it would read
-# on reload), "term". Every wait is bounded by `read -t` or `timeout`.
+# on reload), "term". Every wait is bounded by `read -t` or `timeout`. Given
+# the real daemon, its --check-config accepts the configuration written.
 set -euo pipefail
 entrypoint=$(realpath "$1")
+bridged=${2:+$(realpath "$2")}
+mkcreds=${3:-}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -153,5 +156,19 @@ refused "not allowed in the configuration" DOKU_CLIENT_ID=$'BRN-1\n[client.evil]
 refused "not allowed in the configuration" DOKU_CLIENT_GIDS='100 ; comment'
 rm secrets/private-key.pem
 refused "private-key.pem is missing"
+
+if [ -n "$bridged" ]; then
+  echo "== the real daemon accepts the configuration and the secrets' copies"
+  bash "$mkcreds" creds >/dev/null
+  mkdir real-secrets
+  cp creds/client-secret creds/client-id creds/ca.pem real-secrets/
+  cp creds/partner.key real-secrets/private-key.pem
+  chmod 0644 real-secrets/*
+  printf '#!/bin/sh\nexec "%s" "$@" --check-config\n' "$bridged" >check-bridged
+  chmod +x check-bridged
+  out=$(DOKU_SECRETS_DIR=$work/real-secrets DOKU_BRIDGED=$work/check-bridged \
+    timeout 20 "$entrypoint" 2>&1) || fail "doku-bridged --check-config: $out"
+  echo "$out"
+fi
 
 echo "PASS"

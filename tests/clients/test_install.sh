@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # test_install.sh BUILD_DIR SOURCE_DIR WORK_DIR: install the C client (the
-# component "client") into a scratch prefix and build the C example against the installed libdokubridge
+# components "lib", "dev" and "daemon") into a scratch prefix and build the C example against the installed libdokubridge
 # through pkg-config, shared and static; both must run and report the daemon
 # unreachable (exit 1, UNAVAILABLE) for a socket that does not exist.
 set -euo pipefail
 build=${1:?} src=${2:?} work=${3:?}
 rm -rf "$work"
-cmake --install "$build" --prefix "$work/prefix" --component client >/dev/null
+for component in lib dev daemon; do
+  cmake --install "$build" --prefix "$work/prefix" --component "$component" >/dev/null
+done
 libdir=$(find "$work/prefix" -name dokubridge.pc -printf '%h\n' | head -1)
 export PKG_CONFIG_PATH="$libdir"
 test -f "$work/prefix/include/dokubridge.h"
