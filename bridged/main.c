@@ -260,8 +260,10 @@ int main(int argc, char **argv)
 	bool check = false;
 	int opt, rc, status = 1;
 
-	if (secrets_harden() != 0)
-		fprintf(stderr, "doku-bridged: cannot make the process undumpable: %s\n", strerror(errno));
+	rc = secrets_harden();
+	if (rc != 0)
+		fprintf(stderr, "doku-bridged: cannot set PR_SET_DUMPABLE 0 / RLIMIT_CORE 0: %s\n",
+			strerror(-rc));
 	signal(SIGPIPE, SIG_IGN);
 	while ((opt = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
 		switch (opt) {
@@ -322,8 +324,8 @@ int main(int argc, char **argv)
 	uv_signal_start(&d.sighup, on_reload, SIGHUP);
 	uv_signal_start(&d.sigterm, on_stop, SIGTERM);
 	uv_signal_start(&d.sigint, on_stop, SIGINT);
-	log_msg(LOG_LVL_INFO, "doku-bridged %s listening on %s (%u profiles, %u clients%s)",
-		DOKU_VERSION, b->cfg->socket, b->cfg->nprofiles, b->cfg->nclients,
+	log_msg(LOG_LVL_INFO, "doku-bridged %s ready (%u profiles, %u clients%s)", DOKU_VERSION,
+		b->cfg->nprofiles, b->cfg->nclients,
 		secrets_locked() ? "" : "; secrets not locked in RAM: raise RLIMIT_MEMLOCK");
 	notify("READY=1\nSTATUS=running");
 	uv_run(&loop, UV_RUN_DEFAULT);

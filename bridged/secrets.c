@@ -29,13 +29,19 @@ static bool lock_failed;
 
 int secrets_harden(void)
 {
-	struct rlimit rl = { 0, 0 };
+	struct rlimit rl;
+	int rc = 0;
 
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-		return -errno;
-	if (setrlimit(RLIMIT_CORE, &rl) != 0)
-		return -errno;
-	return 0;
+		rc = -errno;
+	/* systemd's LimitCORE=0 may have done it, and its filter may refuse setrlimit */
+	if (getrlimit(RLIMIT_CORE, &rl) != 0 || rl.rlim_cur != 0 || rl.rlim_max != 0) {
+		rl.rlim_cur = 0;
+		rl.rlim_max = 0;
+		if (setrlimit(RLIMIT_CORE, &rl) != 0 && rc == 0)
+			rc = -errno;
+	}
+	return rc;
 }
 
 bool secrets_locked(void)

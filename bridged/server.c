@@ -294,6 +294,7 @@ int server_start(struct bridge *b, server **out)
 	}
 	s->listening = true;
 	uv_timer_start(&s->sweep, on_sweep, sweep_period(cfg), sweep_period(cfg));
+	log_msg(LOG_LVL_INFO, "listening on %s", s->path);
 	*out = s;
 	return 0;
 }
