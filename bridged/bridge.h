@@ -14,6 +14,7 @@
 #include "upstream.h"
 
 struct server;
+struct journal;
 
 struct bridge {
 	uv_loop_t *loop;
@@ -21,6 +22,7 @@ struct bridge {
 	upstream *up;
 	tokens *tokens;
 	struct server *srv;
+	struct journal *journal;  /* the durable state: store, journal, reconciler (journal.h) */
 	uint64_t started_ms;     /* uv_now() at start-up */
 	uint64_t calls_served;   /* calls answered (or finished without their caller) */
 	uint64_t calls_failed;   /* ... with a code other than OK */

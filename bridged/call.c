@@ -7,11 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conn.h"
+#include "journal.h"
 #include "doku/bridge/v1/bridge.pb-c.h"
 #include "doku/wallet/v1/wallet.pb-c.h"
 #include "log.h"
+#include "metrics.h"
 #include "outcome.h"
 #include "snap_code.h"
 #include "snap_err.h"
@@ -23,6 +26,7 @@
 #define OUT(x) DOKU__BRIDGE__V1__OUTCOME__OUTCOME_##x
 #define HEADER_MAX (TOK_LEN_MAX + 64) /* one request header line */
 #define URL_MAX 1024
+#define CALL_INTERNAL_ARENA (1024u * 1024u) /* arena cap of an internal call */
 
 static void step_tokens(struct call *c);
 static void finish(struct call *c);
@@ -162,7 +166,33 @@ static void log_line(const struct call *c)
 	lc.message = c->code != CODE(OK) || c->outcome == OUT(UNKNOWN) ? c->status : NULL;
 	lc.retries = c->retries;
 	lc.detached = c->detached;
+	lc.routine = c->m != NULL && strcmp(c->m->name, "Health") == 0;
 	log_call(&lc);
+}
+
+/* Take the call out of bridge.calls while the store works for it (so that
+ * the shutdown's abort loops move on); it stays counted in flight. */
+static void park(struct call *c)
+{
+	if (list_linked(&c->all_node)) {
+		list_del(&c->all_node);
+		c->parked = true;
+	}
+}
+
+/* A journaled call ends: record its outcome first. true: the store has it,
+ * finish runs again from call_store_done once it is durable. */
+static bool record_outcome(struct call *c)
+{
+	c->recorded = true;
+	if (c->timer_init)
+		uv_timer_stop(&c->timer);
+	if (c->outcome == OUT(UNSPECIFIED))
+		c->outcome = c->code == CODE(OK) ? OUT(DONE) : OUT(NOT_DONE);
+	if (journal_outcome(c) != 0)
+		return false; /* logged; the row stays PENDING and is reconciled after a restart */
+	c->state = CALL_STORE_OUTCOME;
+	return true;
 }
 
 static void finish(struct call *c)
@@ -172,20 +202,25 @@ static void finish(struct call *c)
 
 	if (c->state == CALL_DONE)
 		return;
+	if (c->journal_id != 0 && !c->recorded && record_outcome(c))
+		return; /* the reply waits until the outcome is durable (docs/state.md) */
 	c->state = CALL_DONE;
 	if (c->timer_init)
 		uv_timer_stop(&c->timer);
 	if (c->outcome == OUT(UNSPECIFIED))
 		c->outcome = c->code == CODE(OK) ? OUT(DONE) : OUT(NOT_DONE);
 	add_unknown_advice(c);
+	metrics_call(c->m != NULL ? (int)c->m->index : -1, c->code, c->outcome, now_us() - c->start_us);
 	b->calls_served++;
 	if (c->code != CODE(OK))
 		b->calls_failed++;
-	if (list_linked(&c->all_node)) {
+	if (list_linked(&c->all_node) || c->parked) {
 		list_del(&c->all_node);
 		b->calls_in_flight--;
 	}
 	log_line(c); /* before the reply: a caller holding a reply finds its line */
+	if (c->internal_done != NULL)
+		c->internal_done(c);
 	if (conn != NULL) {
 		/* queue the reply first: unlinking the last call of a draining or
 		 * finished connection closes it once its output is written */
@@ -268,7 +303,7 @@ static void send_attempt(struct call *c)
 	const method *m = c->m;
 	const profile *p = c->prof;
 	const char *token, *ctoken = NULL;
-	char ts[SNAP_TIMESTAMP_LEN + 1], sig[SNAP_HMAC_B64_LEN + 1];
+	char sig[SNAP_HMAC_B64_LEN + 1];
 	char bearer[TOK_LEN_MAX + 8];
 	uint64_t now = uv_now(c->b->loop);
 	snap_buf url;
@@ -291,9 +326,26 @@ static void send_attempt(struct call *c)
 		fail(c, CODE(DEADLINE_EXCEEDED), "deadline exceeded before the request was sent");
 		return;
 	}
-	if (snap_extid_next(c->external_id) != 0 || snap_time_format(time(NULL), ts) != 0 ||
-	    snap_sign_service(p->client_secret->data, p->client_secret->len, "POST", m->ep->path,
-			      token, c->body.data, c->body.len, ts, sig) != 0) {
+	if (c->need_extid) {
+		/* a new attempt: a new X-EXTERNAL-ID, journaled before it leaves */
+		if (snap_extid_next(c->external_id) != 0 || snap_time_format(time(NULL), c->ts) != 0) {
+			fail(c, CODE(INTERNAL), "cannot make an X-EXTERNAL-ID");
+			return;
+		}
+		c->need_extid = false;
+		rc = journal_attempt(c);
+		if (rc > 0) {
+			c->state = CALL_STORE_INTENT;
+			return;
+		}
+		if (rc < 0) {
+			fail(c, CODE(UNAVAILABLE), "the journal cannot record the request (%s); not sent",
+			     journal_strerror(rc));
+			return;
+		}
+	}
+	if (snap_sign_service(p->client_secret->data, p->client_secret->len, "POST", m->ep->path,
+			      token, c->body.data, c->body.len, c->ts, sig) != 0) {
 		fail(c, CODE(INTERNAL), "cannot sign the request");
 		return;
 	}
@@ -306,7 +358,7 @@ static void send_attempt(struct call *c)
 	snprintf(bearer, sizeof(bearer), "Bearer %s", token);
 	c->up.headers[n++] = "Content-Type: application/json";
 	c->up.headers[n++] = hdr(c, "Authorization", bearer);
-	c->up.headers[n++] = hdr(c, "X-TIMESTAMP", ts);
+	c->up.headers[n++] = hdr(c, "X-TIMESTAMP", c->ts);
 	c->up.headers[n++] = hdr(c, "X-SIGNATURE", sig);
 	c->up.headers[n++] = hdr(c, "X-PARTNER-ID", p->client_id);
 	c->up.headers[n++] = hdr(c, "X-EXTERNAL-ID", c->external_id);
@@ -451,10 +503,13 @@ static void on_upstream(up_req *r)
 			c->response_message = methods_string_field(resp, m->message_field);
 		}
 	}
+	if (have_rc)
+		metrics_snap_code(rc.http, rc.case_code);
 	if (have_rc && rc.http == 401) {
 		/* a refused token: the request did not take effect; one new token, one retry */
 		if ((rc.case_code == 1 || rc.case_code == 3) && !c->b2b_retried) {
 			c->b2b_retried = true;
+			c->need_extid = true;
 			c->retries++;
 			tokens_b2b_invalidate(c->tp, c->b2b_gen);
 			c->resp = NULL;
@@ -463,6 +518,7 @@ static void on_upstream(up_req *r)
 		}
 		if (rc.case_code == 2 && m->customer && !c->cust_retried) {
 			c->cust_retried = true;
+			c->need_extid = true;
 			c->retries++;
 			tokens_session_invalidate(c->tp, c->ref, c->cust_gen);
 			c->resp = NULL;
@@ -520,6 +576,22 @@ static const char *missing_field(const struct call *c)
 			return *f;
 	}
 	return NULL;
+}
+
+/* A SNAP request, checked: its JSON body, then tokens, then the attempts. */
+static void send_request(struct call *c)
+{
+	int rc;
+
+	snap_buf_init(&c->body, &c->arena, (size_t)c->cfg->max_frame * 2u);
+	rc = snap_json_encode(c->req, 0, &c->body);
+	if (rc != 0) {
+		fail(c, rc == SNAP_ERR_JSON ? CODE(INVALID_ARGUMENT) : CODE(RESOURCE_EXHAUSTED),
+		     rc == SNAP_ERR_JSON ? "message: a string is not valid UTF-8" : "request too large");
+		return;
+	}
+	c->need_extid = true;
+	step_tokens(c);
 }
 
 static void run(struct call *c, const Doku__Bridge__V1__Call *env)
@@ -605,6 +677,16 @@ static void run(struct call *c, const Doku__Bridge__V1__Call *env)
 		finish(c);
 		return;
 	}
+	if (m->kind == METHOD_JOURNAL) {
+		c->state = CALL_STORE_LOCAL;
+		rc = m->journal(c);
+		if (rc != 0) {
+			c->code = rc;
+			c->outcome = OUT(NOT_DONE);
+			finish(c);
+		}
+		return;
+	}
 	timeout = env->timeout_ms != 0 ? env->timeout_ms : c->cfg->default_timeout_ms;
 	if (timeout > c->cfg->max_timeout_ms)
 		timeout = c->cfg->max_timeout_ms;
@@ -625,14 +707,7 @@ static void run(struct call *c, const Doku__Bridge__V1__Call *env)
 			fail_token(c, rc, NULL);
 		return;
 	}
-	snap_buf_init(&c->body, &c->arena, (size_t)c->cfg->max_frame * 2u);
-	rc = snap_json_encode(c->req, 0, &c->body);
-	if (rc != 0) {
-		fail(c, rc == SNAP_ERR_JSON ? CODE(INVALID_ARGUMENT) : CODE(RESOURCE_EXHAUSTED),
-		     rc == SNAP_ERR_JSON ? "message: a string is not valid UTF-8" : "request too large");
-		return;
-	}
-	step_tokens(c);
+	send_request(c);
 }
 
 void call_start(struct call *c)
@@ -691,6 +766,18 @@ void call_abort(struct call *c, int code, const char *why)
 		tokens_cancel(&c->wait);
 		c->outcome = OUT(UNKNOWN);
 		break;
+	case CALL_STORE_INTENT:
+	case CALL_STORE_LOCAL:
+		/* the store's answer decides; nothing has been sent */
+		if (c->abort_code == 0) {
+			c->abort_code = code;
+			snprintf(c->status, sizeof(c->status), "%s", why);
+		}
+		park(c);
+		return;
+	case CALL_STORE_OUTCOME:
+		park(c); /* the outcome is known; the reply follows once it is durable */
+		return;
 	case CALL_UPSTREAM:
 		upstream_cancel(c->b->up, &c->up);
 		c->sent = c->up.sent;
@@ -704,6 +791,82 @@ void call_abort(struct call *c, int code, const char *why)
 	c->code = code;
 	snprintf(c->status, sizeof(c->status), "%s", why);
 	finish(c);
+}
+
+void call_store_done(struct call *c, bool send)
+{
+	switch (c->state) {
+	case CALL_STORE_INTENT:
+		if (send && c->abort_code != 0) {
+			c->code = c->abort_code;
+			c->outcome = OUT(NOT_DONE);
+			send = false;
+		}
+		if (!send) {
+			finish(c);
+			return;
+		}
+		c->state = CALL_WAIT_B2B;
+		send_attempt(c);
+		return;
+	case CALL_STORE_LOCAL:
+		if (c->abort_code != 0) {
+			c->code = c->abort_code;
+			c->resp = NULL;
+		}
+		c->outcome = c->code == CODE(OK) ? OUT(DONE) : OUT(NOT_DONE);
+		finish(c);
+		return;
+	case CALL_STORE_OUTCOME:
+		finish(c);
+		return;
+	default:
+		return;
+	}
+}
+
+struct call *call_internal_new(struct bridge *b, void (*done)(struct call *c), void *data)
+{
+	struct call *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->b = b;
+	c->state = CALL_READING;
+	c->uid = getuid();
+	list_node_init(&c->conn_node);
+	list_node_init(&c->all_node);
+	list_node_init(&c->wait.node);
+	snap_arena_init(&c->arena, CALL_INTERNAL_ARENA);
+	c->internal_done = done;
+	c->internal_data = data;
+	c->start_us = now_us();
+	c->cfg = config_ref(b->cfg);
+	return c;
+}
+
+void call_internal_start(struct call *c, const method *m, const profile *p, const char *ref,
+			 ProtobufCMessage *req, uint32_t timeout_ms)
+{
+	struct bridge *b = c->b;
+
+	c->m = m;
+	c->prof = p;
+	c->req = req;
+	snprintf(c->ref, sizeof(c->ref), "%s", ref != NULL ? ref : "");
+	c->partner_ref = methods_string_field(req, m->ref_field);
+	list_add_tail(&b->calls, &c->all_node);
+	b->calls_in_flight++;
+	c->tp = tokens_profile(b->tokens, p);
+	if (m->kind != METHOD_SNAP || c->tp == NULL || p->client_secret == NULL || p->key == NULL) {
+		fail(c, CODE(INTERNAL), "profile %s is not ready", p->name);
+		return;
+	}
+	if (arm_deadline(c, timeout_ms) != 0) {
+		fail(c, CODE(RESOURCE_EXHAUSTED), "out of timers");
+		return;
+	}
+	send_request(c);
 }
 
 void call_detach(struct call *c)

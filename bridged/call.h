@@ -21,6 +21,7 @@
 #include "snap_arena.h"
 #include "snap_buf.h"
 #include "snap_extid.h"
+#include "snap_time.h"
 #include "tokens.h"
 #include "upstream.h"
 
@@ -36,6 +37,9 @@ enum call_state {
 	CALL_WAIT_CUSTOMER,   /* queued on the customer token */
 	CALL_WAIT_OPEN,       /* queued on the session-opening token request */
 	CALL_UPSTREAM,        /* the request is with DOKU */
+	CALL_STORE_INTENT,    /* money: the intent (or a new attempt) is being journaled */
+	CALL_STORE_OUTCOME,   /* money: the outcome is being journaled; the reply waits */
+	CALL_STORE_LOCAL,     /* METHOD_JOURNAL: the handler's store request is in flight */
 	CALL_DONE,
 };
 
@@ -81,6 +85,15 @@ struct call {
 	const char *response_message;
 	ProtobufCMessage *resp;
 	bool detached;
+	/* the journal (journal.c): money-moving calls, METHOD_JOURNAL rows */
+	char ts[SNAP_TIMESTAMP_LEN + 1]; /* the X-TIMESTAMP of the attempt */
+	bool need_extid;             /* the next attempt takes a new X-EXTERNAL-ID */
+	int64_t journal_id;          /* the call's journal row; 0: none */
+	bool recorded;               /* its outcome is durable */
+	int abort_code;              /* an abort that came while the store worked (0: none) */
+	bool parked;                 /* out of bridge.calls (still counted) while the store works */
+	void (*internal_done)(struct call *c); /* an internal call's end (no connection) */
+	void *internal_data;
 };
 
 /* A new call for a frame of len bytes arriving on conn; *frame gets the
@@ -91,6 +104,21 @@ struct call *call_new(struct bridge *b, struct conn *conn, uint32_t len, uint8_t
 /* The frame is complete: run the call. A cancel frame cancels its target and
  * frees itself without a reply. */
 void call_start(struct call *c);
+
+/* An internal call (reconciliation's status queries): no connection, no
+ * ACL. call_internal_new gives the call (its arena for the request); then
+ * call_internal_start sends req (a message of m->input in the call's arena)
+ * as customer ref of profile p. done runs once at the end, with the answer in
+ * c->code, c->outcome, c->http, c->response_code and c->resp, before the
+ * call is freed. NULL when out of memory. */
+struct call *call_internal_new(struct bridge *b, void (*done)(struct call *c), void *data);
+void call_internal_start(struct call *c, const method *m, const profile *p, const char *ref,
+			 ProtobufCMessage *req, uint32_t timeout_ms);
+
+/* journal.c's store request for the call finished (on the loop):
+ * CALL_STORE_INTENT: send (send true) or answer with what c holds; CALL_STORE_OUTCOME:
+ * reply; CALL_STORE_LOCAL: answer with c->code (0: OK) and c->resp. */
+void call_store_done(struct call *c, bool send);
 
 /* Free a call whose frame never completed. */
 void call_discard(struct call *c);

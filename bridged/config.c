@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "methods.h"
 #include "snap_err.h"
 
@@ -237,6 +238,12 @@ static void bridge_key(struct parse *p, const char *name, const char *v)
 		bit = 1u << 2;
 	else if (strcmp(name, "log_level") == 0)
 		bit = 1u << 3;
+	else if (strcmp(name, "state_key_file") == 0)
+		bit = 1u << 4;
+	else if (strcmp(name, "journal") == 0)
+		bit = 1u << 5;
+	else if (strcmp(name, "metrics_listen") == 0)
+		bit = 1u << 6;
 	else {
 		PERR(p, p->line, "unknown key %s in [bridge]", name);
 		return;
@@ -259,7 +266,26 @@ static void bridge_key(struct parse *p, const char *name, const char *v)
 			PERR(p, p->line, "state_dir: expected an absolute path");
 			return;
 		}
+		free(c->state_dir);
 		c->state_dir = dup_str(p, v);
+	} else if (bit == 1u << 4) {
+		free(c->state_key_file);
+		c->state_key_file = resolve_path(p, v, true);
+	} else if (bit == 1u << 6) {
+		if (!metrics_listen_valid(v, NULL)) {
+			PERR(p, p->line, "metrics_listen: expected a loopback address and port "
+			     "(127.0.0.1:9464 or [::1]:9464), got \"%s\"", v);
+			return;
+		}
+		free(c->metrics_listen);
+		c->metrics_listen = dup_str(p, v);
+	} else if (bit == 1u << 5) {
+		if (strcmp(v, "on") == 0)
+			c->journal = true;
+		else if (strcmp(v, "off") == 0)
+			c->journal = false;
+		else
+			PERR(p, p->line, "journal: expected on or off, got \"%s\"", v);
 	} else if (bit == 1u << 2) {
 		uint64_t n;
 		struct group *g;
@@ -819,6 +845,8 @@ int config_load(const char *path, unsigned flags, config **out, config_diag *dia
 	set_defaults(c);
 	c->path = strdup(path);
 	c->socket = strdup(CONFIG_DEFAULT_SOCKET);
+	c->state_dir = strdup(CONFIG_DEFAULT_STATE_DIR);
+	c->journal = true;
 	p->cfg = c;
 	p->diag = diag;
 	p->file = path;
@@ -839,7 +867,7 @@ int config_load(const char *path, unsigned flags, config **out, config_diag *dia
 	check_bridge(p);
 	check_clients(p);
 	check_profiles(p, flags);
-	if (p->oom || c->path == NULL || c->socket == NULL) {
+	if (p->oom || c->path == NULL || c->socket == NULL || c->state_dir == NULL) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -883,6 +911,8 @@ void config_unref(config *c)
 	free(c->path);
 	free(c->socket);
 	free(c->state_dir);
+	free(c->state_key_file);
+	free(c->metrics_listen);
 	explicit_bzero(c, sizeof(*c));
 	free(c);
 }

@@ -43,6 +43,7 @@
 #define CONFIG_DEFAULT_MAX_SESSIONS 100000u /* customer sessions per profile */
 #define CONFIG_DEFAULT_UPSTREAM_CONNECTIONS 32u
 #define CONFIG_DEFAULT_PROFILE "default"
+#define CONFIG_DEFAULT_STATE_DIR "/var/lib/doku-bridge"
 
 typedef struct profile {
 	unsigned index;        /* position in config.profiles */
@@ -70,7 +71,9 @@ typedef struct config {
 	char *path;
 	/* [bridge] */
 	char *socket;
-	char *state_dir;
+	char *state_dir;        /* the durable state (docs/state.md) */
+	char *state_key_file;   /* the sealing key's file; NULL: <state_dir>/state.key */
+	bool journal;           /* journal money-moving calls (off: only to measure its cost) */
 	gid_t socket_gid;       /* (gid_t)-1: the daemon's group */
 	uint32_t max_frame;
 	unsigned max_connections;
@@ -83,6 +86,7 @@ typedef struct config {
 	unsigned max_sessions;
 	unsigned upstream_connections;
 	int log_level;
+	char *metrics_listen;   /* loopback HOST:PORT of the metrics HTTP endpoint; NULL: none */
 	/* [profile.NAME] */
 	profile profiles[CONFIG_MAX_PROFILES];
 	unsigned nprofiles;

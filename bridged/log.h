@@ -51,6 +51,7 @@ struct log_call {
 	const char *message;     /* status message, for failures */
 	unsigned retries;        /* token refresh retries */
 	bool detached;           /* the caller left before the reply */
+	bool routine;            /* a probe (Health): its success is logged at debug */
 };
 
 void log_call(const struct log_call *c);

@@ -21,7 +21,9 @@
 #include "call.h"
 #include "config.h"
 #include "doku/bridge/v1/bridge.pb-c.h"
+#include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "methods.h"
 #include "secrets.h"
 #include "server.h"
@@ -133,6 +135,8 @@ static void finish_shutdown(void)
 			   "the daemon is shutting down");
 	server_close(b->srv);
 	b->srv = NULL;
+	metrics_http_stop();
+	journal_close(b); /* the store finishes what is queued, then closes */
 	tokens_free(b->tokens);
 	b->tokens = NULL;
 	upstream_close(b->up);
@@ -242,6 +246,7 @@ static void on_reload(uv_signal_t *h, int signum)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: doku-bridged --config FILE [--check-config]\n"
+		   "       doku-bridged --config FILE --verify-state | --export-journal\n"
 		   "       doku-bridged --version\n");
 }
 
@@ -250,6 +255,8 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 'k' },
+		{ "verify-state", no_argument, NULL, 's' },
+		{ "export-journal", no_argument, NULL, 'e' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -257,7 +264,8 @@ int main(int argc, char **argv)
 	struct bridge *b = &d.b;
 	config_diag *diag = NULL;
 	uv_loop_t loop;
-	bool check = false;
+	char jerr[JOURNAL_ERR_MAX];
+	bool check = false, verify = false, export = false;
 	int opt, rc, status = 1;
 
 	rc = secrets_harden();
@@ -269,12 +277,14 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c': d.config_path = optarg; break;
 		case 'k': check = true; break;
+		case 's': verify = true; break;
+		case 'e': export = true; break;
 		case 'V': printf("doku-bridged %s\n", DOKU_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (d.config_path == NULL || optind != argc) {
+	if (d.config_path == NULL || optind != argc || (int)check + (int)verify + (int)export > 1) {
 		usage(stderr);
 		return 2;
 	}
@@ -287,7 +297,7 @@ int main(int argc, char **argv)
 	diag = calloc(1, sizeof(*diag));
 	if (diag == NULL)
 		return 1;
-	rc = config_load(d.config_path, CONFIG_LOAD_SECRETS, &b->cfg, diag);
+	rc = config_load(d.config_path, verify || export ? 0 : CONFIG_LOAD_SECRETS, &b->cfg, diag);
 	if (rc != 0) {
 		print_diag(diag, check ? stdout : stderr);
 		free(diag);
@@ -302,6 +312,16 @@ int main(int argc, char **argv)
 		curl_global_cleanup();
 		return 0;
 	}
+	if (verify || export) {
+		/* read-only, synchronous; works while a daemon runs (docs/state.md) */
+		rc = verify ? store_verify(b->cfg->state_dir, stdout)
+			    : store_export_journal(b->cfg->state_dir, stdout);
+		if (rc != 0)
+			fprintf(stderr, "doku-bridged: %s: %s\n", b->cfg->state_dir, store_strerror(rc));
+		config_unref(b->cfg);
+		curl_global_cleanup();
+		return rc == 0 ? 0 : 1;
+	}
 	log_set_level(b->cfg->log_level);
 	raise_nofile(b->cfg);
 	if (uv_loop_init(&loop) != 0)
@@ -314,8 +334,15 @@ int main(int argc, char **argv)
 		log_msg(LOG_LVL_ERROR, "start-up failed: out of memory");
 		goto out;
 	}
+	if (journal_open(b, jerr) != 0) {
+		log_msg(LOG_LVL_ERROR, "refusing to start: the state in %s cannot be used: %s "
+			"(check it with doku-bridged --config FILE --verify-state)", b->cfg->state_dir, jerr);
+		goto out;
+	}
 	rc = server_start(b, &b->srv);
 	if (rc != 0)
+		goto out;
+	if (b->cfg->metrics_listen != NULL && metrics_http_start(b, b->cfg->metrics_listen) != 0)
 		goto out;
 	uv_signal_init(&loop, &d.sighup);
 	uv_signal_init(&loop, &d.sigterm);
@@ -328,12 +355,15 @@ int main(int argc, char **argv)
 		b->cfg->nprofiles, b->cfg->nclients,
 		secrets_locked() ? "" : "; secrets not locked in RAM: raise RLIMIT_MEMLOCK");
 	notify("READY=1\nSTATUS=running");
+	journal_start(b);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	status = 0;
 out:
 	if (!d.finished) {
 		/* start-up failed half-way: release what exists */
 		server_close(b->srv);
+		metrics_http_stop();
+		journal_close(b);
 		tokens_free(b->tokens);
 		upstream_close(b->up);
 		uv_run(&loop, UV_RUN_DEFAULT);

@@ -9,7 +9,9 @@
 #include "call.h"
 #include "doku/bridge/v1/bridge.pb-c.h"
 #include "doku/wallet/v1/wallet.pb-c.h"
+#include "journal.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "snap_time.h"
 #include "tokens.h"
@@ -20,6 +22,7 @@
 
 static int local_close(struct call *c, ProtobufCMessage **resp);
 static int local_health(struct call *c, ProtobufCMessage **resp);
+static int local_metrics(struct call *c, ProtobufCMessage **resp);
 
 #define SNAP_ROW(n) { .name = n, .kind = METHOD_SNAP, .endpoint = n, .uses_profile = true }
 
@@ -47,6 +50,11 @@ static method rows[] = {
 	{ .name = "CloseCustomerSession", .kind = METHOD_LOCAL, .local = local_close,
 	  .uses_profile = true, .customer = true },
 	{ .name = "Health", .kind = METHOD_LOCAL, .local = local_health },
+	{ .name = "GetOperation", .kind = METHOD_JOURNAL, .journal = journal_get_operation,
+	  .uses_profile = true },
+	{ .name = "ListOperations", .kind = METHOD_JOURNAL, .journal = journal_list_operations,
+	  .uses_profile = true },
+	{ .name = "Metrics", .kind = METHOD_LOCAL, .local = local_metrics },
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -115,7 +123,7 @@ int methods_init(void)
 const method *methods_find(const char *name, size_t len)
 {
 	for (unsigned i = 0; i < NROWS; i++)
-		if (strlen(rows[i].full) == len && memcmp(rows[i].full, name, len) == 0)
+		if (strncmp(rows[i].full, name, len) == 0 && rows[i].full[len] == '\0')
 			return &rows[i];
 	return NULL;
 }
@@ -203,5 +211,25 @@ static int local_health(struct call *c, ProtobufCMessage **resp)
 		ps[h->n_profiles++] = p;
 	}
 	*resp = &h->base;
+	return 0;
+}
+
+/* The Prometheus text of metrics.c, rendered into the call's arena. */
+static int local_metrics(struct call *c, ProtobufCMessage **resp)
+{
+	Doku__Wallet__V1__MetricsResponse *r = snap_arena_alloc(&c->arena, sizeof(*r));
+	snap_buf text;
+
+	if (r == NULL)
+		return DOKU__BRIDGE__V1__CODE__RESOURCE_EXHAUSTED;
+	doku__wallet__v1__metrics_response__init(r);
+	snap_buf_init(&text, &c->arena, METRICS_TEXT_MAX);
+	if (metrics_render(c->b, 1, &text) != 0 || text.data == NULL) {
+		snprintf(c->status, sizeof(c->status), "the metrics text is over %u bytes",
+			 METRICS_TEXT_MAX);
+		return DOKU__BRIDGE__V1__CODE__RESOURCE_EXHAUSTED;
+	}
+	r->text = text.data;
+	*resp = &r->base;
 	return 0;
 }

@@ -25,17 +25,25 @@ enum method_kind {
 	METHOD_SNAP,          /* a SNAP service call: validate, tokens, sign, send */
 	METHOD_SESSION_OPEN,  /* the B2B2C token request that opens a customer session */
 	METHOD_LOCAL,         /* answered by the daemon itself */
+	METHOD_JOURNAL,       /* answered by the daemon from its journal: the handler starts a
+				 store request whose callback completes the call (call_store_done) */
 };
 
 /* A daemon-local handler: fills *resp (allocated from the call's arena).
  * 0, or a doku.bridge.v1.Code with the call's status text set. */
 typedef int (*method_local_fn)(struct call *c, ProtobufCMessage **resp);
 
+/* A METHOD_JOURNAL handler: starts its store request and returns 0 (then
+ * call_store_done(c, false) runs later with c->code and c->resp set), or
+ * returns a doku.bridge.v1.Code at once with the call's status text set. */
+typedef int (*method_journal_fn)(struct call *c);
+
 typedef struct method {
 	const char *name;             /* "GetBalance" */
 	enum method_kind kind;
 	const char *endpoint;         /* snap_endpoints name (SNAP, SESSION_OPEN) */
 	method_local_fn local;        /* LOCAL */
+	method_journal_fn journal;    /* JOURNAL */
 	bool uses_profile;            /* the call names a credential profile */
 	bool customer;                /* the call needs Call.customer_ref */
 	const char *const *required;  /* non-SNAP rows: string fields that must be set */

@@ -65,6 +65,17 @@ static const char schema_sql[] =
 	" detail TEXT NOT NULL DEFAULT '',"
 	" UNIQUE (profile, partner_reference_no, method),"
 	" UNIQUE (profile, external_id));"
+	"CREATE TABLE attempts ("    /* earlier attempts of a row sent again (store_journal_reissue) */
+	" journal_id INTEGER NOT NULL REFERENCES journal (id),"
+	" external_id TEXT NOT NULL,"
+	" request_time TEXT NOT NULL,"
+	" body_sha256 TEXT NOT NULL,"
+	" state TEXT NOT NULL,"
+	" http_status INTEGER NOT NULL,"
+	" response_code TEXT NOT NULL,"
+	" replaced_ms INTEGER NOT NULL,"
+	" UNIQUE (external_id, journal_id));"
+	"CREATE INDEX attempts_journal ON attempts (journal_id);"
 	"CREATE INDEX journal_state ON journal (state, next_attempt_ms);"
 	"CREATE INDEX journal_created ON journal (created_ms);";
 
@@ -87,7 +98,7 @@ enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_SESSION_PUT, S_SESSION_GET, S_SESSION_DELETE, S_SESSION_LIST,
 	S_INTENT, S_FIND_KEY, S_FIND_REF, S_FIND_EXTERNAL, S_OUTCOME, S_RECONCILED,
-	S_STATE_OF, S_DUE,
+	S_STATE_OF, S_DUE, S_ATTEMPT_SAVE, S_REISSUE,
 	S_COUNT
 };
 
@@ -126,13 +137,21 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_STATE_OF] = "SELECT state FROM journal WHERE id = ?1",
 	[S_DUE] = ROW_NO_RESPONSE
 	"WHERE state = 'UNKNOWN' ORDER BY next_attempt_ms, id LIMIT ?1",
+	[S_ATTEMPT_SAVE] = "INSERT INTO attempts (journal_id, external_id, request_time, body_sha256, "
+			   "state, http_status, response_code, replaced_ms) "
+			   "SELECT id, external_id, request_time, body_sha256, state, http_status, "
+			   "response_code, ?3 FROM journal WHERE id = ?1 AND state = ?2",
+	[S_REISSUE] = "UPDATE journal SET external_id = ?3, request_time = ?4, body_sha256 = ?5, "
+		      "amount_value = ?6, amount_currency = ?7, state = 'PENDING', updated_ms = ?8, "
+		      "http_status = 0, response_code = '', response_message = '', response = NULL, "
+		      "next_attempt_ms = 0, detail = ?9 WHERE id = ?1 AND state = ?2",
 };
 
 /* ---- the store and its requests ---- */
 
 enum req_op {
 	OP_SESSION_PUT, OP_SESSION_GET, OP_SESSION_DELETE, OP_SESSION_LIST,
-	OP_INTENT, OP_OUTCOME, OP_RECONCILED, OP_GET, OP_LIST, OP_DUE,
+	OP_INTENT, OP_OUTCOME, OP_RECONCILED, OP_GET, OP_LIST, OP_DUE, OP_REISSUE,
 };
 
 /* One session: its name and its plaintext tokens (malloc'd, wiped on free). */
@@ -694,6 +713,50 @@ static int exec_intent(store *st, store_req *r)
 	return 0;
 }
 
+static int why_unchanged(store *st, int64_t id);
+
+/* Row r->id, in state r->in.state, is sent again: its attempt so far goes to
+ * attempts, the row takes the new attempt's fields and becomes PENDING. */
+static int exec_reissue(store *st, store_req *r)
+{
+	sqlite3_stmt *save = st->stmt[S_ATTEMPT_SAVE], *s = st->stmt[S_REISSUE];
+	const store_row *in = &r->in;
+	const char *from = store_state_name(in->state);
+	int64_t now = now_ms();
+	int rc;
+
+	if (sqlite3_bind_int64(save, 1, r->id) != SQLITE_OK || bind_text(save, 2, from) ||
+	    sqlite3_bind_int64(save, 3, now) != SQLITE_OK) {
+		sqlite3_clear_bindings(save);
+		return STORE_ERR_NOMEM;
+	}
+	rc = sqlite3_step(save);
+	sqlite3_reset(save);
+	sqlite3_clear_bindings(save);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return STORE_ERR_DUPLICATE;
+	if (rc != SQLITE_DONE)
+		return sql_err(rc);
+	if (sqlite3_changes(st->db) == 0)
+		return why_unchanged(st, r->id);
+	if (sqlite3_bind_int64(s, 1, r->id) != SQLITE_OK || bind_text(s, 2, from) ||
+	    bind_text(s, 3, in->external_id) || bind_text(s, 4, in->request_time) ||
+	    bind_text(s, 5, in->body_sha256) || bind_text(s, 6, in->amount_value) ||
+	    bind_text(s, 7, in->amount_currency) || sqlite3_bind_int64(s, 8, now) != SQLITE_OK ||
+	    bind_text(s, 9, in->detail)) {
+		sqlite3_clear_bindings(s);
+		return STORE_ERR_NOMEM;
+	}
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return STORE_ERR_DUPLICATE;
+	if (rc != SQLITE_DONE)
+		return sql_err(rc);
+	return sqlite3_changes(st->db) == 0 ? why_unchanged(st, r->id) : 0;
+}
+
 /* After an UPDATE of row id that changed nothing: NOT_FOUND or STATE. */
 static int why_unchanged(store *st, int64_t id)
 {
@@ -854,6 +917,8 @@ static int exec_req(store *st, store_req *r)
 		return exec_list(st, r);
 	case OP_DUE:
 		return exec_due(st, r);
+	case OP_REISSUE:
+		return exec_reissue(st, r);
 	}
 	return STORE_ERR_INVALID;
 }
@@ -1690,6 +1755,37 @@ int store_journal_reconciled(store *st, int64_t id, enum store_state state,
 	return submit(st, r);
 }
 
+int store_journal_reissue(store *st, int64_t id, enum store_state from, const store_intent *in,
+			  const char *detail, store_cb cb, void *data)
+{
+	store_row *row;
+	store_req *r;
+	int rc = 0;
+
+	if (st == NULL || in == NULL || cb == NULL || id <= 0 ||
+	    (from != STORE_PENDING && from != STORE_NOT_DONE) ||
+	    !is_lower_hex(in->body_sha256, STORE_SHA256_HEX))
+		return STORE_ERR_INVALID;
+	r = req_new(OP_REISSUE, cb, data, 0);
+	if (r == NULL)
+		return STORE_ERR_NOMEM;
+	r->id = id;
+	row = &r->in;
+	row->state = from;
+	rc |= copy_in(row->external_id, sizeof(row->external_id), in->external_id, true);
+	rc |= copy_in(row->request_time, sizeof(row->request_time), in->request_time, false);
+	rc |= copy_in(row->body_sha256, sizeof(row->body_sha256), in->body_sha256, true);
+	rc |= copy_in(row->amount_value, sizeof(row->amount_value), in->amount_value, false);
+	rc |= copy_in(row->amount_currency, sizeof(row->amount_currency), in->amount_currency,
+		      false);
+	copy_cut(row->detail, sizeof(row->detail), detail);
+	if (rc != 0) {
+		req_free(r);
+		return STORE_ERR_INVALID;
+	}
+	return submit(st, r);
+}
+
 int store_journal_get(store *st, const store_key *k, store_cb cb, void *data)
 {
 	store_req *r;
@@ -1927,10 +2023,37 @@ static int json_blob(FILE *out, const char *key, sqlite3_stmt *s, int i)
 	return 0;
 }
 
+#define EARLIER_SQL                                                                  \
+	"SELECT external_id, request_time, state, http_status, response_code, replaced_ms " \
+	"FROM attempts WHERE journal_id = ?1 ORDER BY rowid"
+
+/* ,"earlier":[{externalId, requestTime, state, httpStatus, responseCode, replaced}...] */
+static int json_earlier(FILE *out, sqlite3_stmt *s, int64_t id)
+{
+	int rc, n = 0;
+
+	if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK)
+		return STORE_ERR_NOMEM;
+	fputs(",\"earlier\":[", out);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		fputs(n++ > 0 ? ",{\"externalId\":" : "{\"externalId\":", out);
+		json_val(out, s, 0);
+		json_col(out, "requestTime", s, 1);
+		json_col(out, "state", s, 2);
+		fprintf(out, ",\"httpStatus\":%" PRId64, (int64_t)sqlite3_column_int64(s, 3));
+		json_col(out, "responseCode", s, 4);
+		json_time(out, "replaced", sqlite3_column_int64(s, 5));
+		fputc('}', out);
+	}
+	fputc(']', out);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : sql_err(rc);
+}
+
 int store_export_journal(const char *path, FILE *out)
 {
 	char name[STORE_PATH_MAX], why[STORE_ERR_MAX];
-	sqlite3_stmt *s = NULL;
+	sqlite3_stmt *s = NULL, *earlier = NULL;
 	sqlite3 *db = NULL;
 	int rc, step;
 
@@ -1942,6 +2065,8 @@ int store_export_journal(const char *path, FILE *out)
 	step = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
 	if (step == SQLITE_OK)
 		step = sqlite3_prepare_v2(db, ROW_WITH_RESPONSE "ORDER BY id", -1, &s, NULL);
+	if (step == SQLITE_OK)
+		step = sqlite3_prepare_v2(db, EARLIER_SQL, -1, &earlier, NULL);
 	while (step == SQLITE_OK && (step = sqlite3_step(s)) == SQLITE_ROW) {
 		fprintf(out, "{\"id\":%" PRId64, (int64_t)sqlite3_column_int64(s, C_ID));
 		json_time(out, "created", sqlite3_column_int64(s, C_CREATED));
@@ -1968,6 +2093,9 @@ int store_export_journal(const char *path, FILE *out)
 		fprintf(out, ",\"attempts\":%" PRId64, (int64_t)sqlite3_column_int64(s, C_ATTEMPTS));
 		json_time(out, "nextAttempt", sqlite3_column_int64(s, C_NEXT_ATTEMPT));
 		json_col(out, "detail", s, C_DETAIL);
+		rc = json_earlier(out, earlier, sqlite3_column_int64(s, C_ID));
+		if (rc != 0)
+			break;
 		fputs("}\n", out);
 		step = SQLITE_OK;
 	}
@@ -1977,6 +2105,7 @@ int store_export_journal(const char *path, FILE *out)
 		fprintf(stderr, "export: %s: %s\n", name, why);
 	}
 	sqlite3_finalize(s);
+	sqlite3_finalize(earlier);
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(db);
 	if (rc == 0 && (fflush(out) != 0 || ferror(out)))

@@ -234,6 +234,19 @@ int store_journal_outcome(store *st, int64_t id, const store_outcome *o, store_c
 int store_journal_reconciled(store *st, int64_t id, enum store_state state,
 			     int64_t next_attempt_ms, const char *detail, store_cb cb, void *data);
 
+/* Send row id's request again with a new X-EXTERNAL-ID. The row must be in
+ * state from: PENDING (the daemon's one retry after DOKU refused a token: the
+ * refused request did not take effect) or NOT_DONE (a request that certainly
+ * did not happen, asked again by its caller with the same partner reference).
+ * Its attempt so far (external id, request time, digest, state, HTTP status,
+ * responseCode) is kept in the row's earlier attempts (store_export_journal's
+ * "earlier"); the row takes in's external_id, request_time, body_sha256 and
+ * amount, and becomes PENDING (outcome fields cleared, detail set). Only
+ * those members of in are read. NOT_FOUND; STATE when the row is not in
+ * state from; DUPLICATE when the external id is journaled already. */
+int store_journal_reissue(store *st, int64_t id, enum store_state from, const store_intent *in,
+			  const char *detail, store_cb cb, void *data);
+
 /* Which row store_journal_get finds: by (profile, method, partner_reference_no)
  * when partner_reference_no is set (method NULL: the oldest row of any method),
  * else by (profile, external_id). */

@@ -8,6 +8,7 @@
 
 #include "doku/wallet/v1/wallet.pb-c.h"
 #include "log.h"
+#include "metrics.h"
 #include "secrets.h"
 #include "snap_code.h"
 #include "snap_endpoint.h"
@@ -70,9 +71,12 @@ struct tok_profile {
 struct tokens {
 	uv_loop_t *loop;
 	upstream *up;
+	store *st;                  /* sessions persist here; NULL: memory only */
 	struct list_node profiles;
 	struct list_node fetches;
 };
+
+static void session_unpersist(tok_profile *tp, const char *ref);
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -134,6 +138,7 @@ static void session_unlink_free(tok_profile *tp, struct session *s)
 {
 	struct session **pp = session_slot(tp, s->ref);
 
+	session_unpersist(tp, s->ref);
 	if (pp != NULL && *pp == s) {
 		*pp = s->next;
 		tp->nsessions--;
@@ -191,6 +196,7 @@ static void sessions_sweep(tok_profile *tp, time_t now)
 			if (s->refreshing == NULL && now >= s->refresh_until && now >= s->access_until) {
 				*pp = s->next;
 				tp->nsessions--;
+				session_unpersist(tp, s->ref);
 				session_free(s);
 				continue;
 			}
@@ -202,6 +208,49 @@ static void sessions_sweep(tok_profile *tp, time_t now)
 static void copy_str(char *dst, size_t dstsz, const char *src)
 {
 	snprintf(dst, dstsz, "%s", src != NULL ? src : "");
+}
+
+/* ---- persistence (store.h) ---------------------------------------------------- */
+
+static void on_persisted(const store_result *res, void *data)
+{
+	(void)data;
+	if (res->status != 0 && res->status != STORE_ERR_NOT_FOUND)
+		log_msg(LOG_LVL_ERROR, "customer session not saved in the state database: %s",
+			store_strerror(res->status));
+}
+
+static void session_persist(tok_profile *tp, const struct session *s)
+{
+	store_session ss = { 0 };
+	int rc;
+
+	if (tp->t->st == NULL || s->access == NULL)
+		return;
+	ss.profile = tp->name;
+	ss.customer_ref = s->ref;
+	ss.access_token = (const char *)s->access->data;
+	ss.access_len = s->access->len;
+	ss.access_expiry = (int64_t)s->access_until;
+	ss.refresh_token = s->refresh != NULL ? (const char *)s->refresh->data : "";
+	ss.refresh_len = s->refresh != NULL ? s->refresh->len : 0;
+	ss.refresh_expiry = (int64_t)s->refresh_until;
+	rc = store_session_put(tp->t->st, &ss, on_persisted, NULL);
+	if (rc != 0)
+		log_msg(LOG_LVL_ERROR, "customer session not saved in the state database: %s",
+			store_strerror(rc));
+}
+
+static void session_unpersist(tok_profile *tp, const char *ref)
+{
+	int rc;
+
+	if (tp->t->st == NULL)
+		return;
+	rc = store_session_delete(tp->t->st, tp->name, ref, on_persisted, NULL);
+	if (rc != 0)
+		log_msg(LOG_LVL_ERROR, "customer session not deleted from the state database: %s",
+			store_strerror(rc));
 }
 
 /* "name: value" from the arena. */
@@ -401,6 +450,7 @@ static int fetch_store(struct tok_fetch *f, const Doku__Wallet__V1__AccessTokenR
 			parse_expiry(resp->refresh_token_expiry_time, now, TOK_TTL_MAX_S) : 0;
 	s->margin = margin_for(s->access_until - now);
 	s->gen++;
+	session_persist(tp, s);
 	copy_str(res->token_type, sizeof(res->token_type), resp->token_type);
 	copy_str(res->access_expiry, sizeof(res->access_expiry), resp->access_token_expiry_time);
 	copy_str(res->refresh_expiry, sizeof(res->refresh_expiry), resp->refresh_token_expiry_time);
@@ -467,6 +517,9 @@ static void fetch_done(up_req *r)
 		tp->name, res.http, res.response_code[0] ? res.response_code : "-",
 		res.status == 0 ? "" : " msg=", res.status == 0 ? "" : res.response_message);
 wake:
+	metrics_token(tp != NULL ? tp->name : NULL,
+		      f->kind == FETCH_B2B ? METRICS_TOKEN_B2B :
+		      f->kind == FETCH_OPEN ? METRICS_TOKEN_OPEN : METRICS_TOKEN_REFRESH, res.status);
 	if (tp != NULL) {
 		if (f->kind == FETCH_B2B && tp->b2b_fetch == f)
 			tp->b2b_fetch = NULL;
@@ -732,6 +785,53 @@ bool tokens_session_close(tok_profile *tp, const char *ref)
 		return false;
 	session_unlink_free(tp, s);
 	return true;
+}
+
+void tokens_set_store(tokens *t, store *st)
+{
+	t->st = st;
+}
+
+int tokens_session_restore(tok_profile *tp, const store_session *ss)
+{
+	time_t now = time(NULL);
+	struct session *s;
+	secret *access = NULL, *refresh = NULL;
+
+	if (!tokens_ref_valid(ss->customer_ref) || ss->access_len == 0 ||
+	    ss->access_len > TOK_LEN_MAX || ss->refresh_len > TOK_LEN_MAX)
+		return TOK_ERR_INTERNAL;
+	if ((time_t)ss->access_expiry <= now && (ss->refresh_len == 0 || (time_t)ss->refresh_expiry <= now)) {
+		session_unpersist(tp, ss->customer_ref);
+		return TOK_ERR_NO_SESSION;
+	}
+	if (session_find(tp, ss->customer_ref) != NULL)
+		return 0;
+	if (tp->nsessions >= tp->max_sessions)
+		return TOK_ERR_LIMIT;
+	if (tp->nsessions >= tp->nbuckets && sessions_grow(tp) != 0)
+		return TOK_ERR_INTERNAL;
+	if (secret_new(ss->access_token, ss->access_len, &access) != 0 ||
+	    (ss->refresh_len > 0 && secret_new(ss->refresh_token, ss->refresh_len, &refresh) != 0)) {
+		secret_free(access);
+		return TOK_ERR_INTERNAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		secret_free(access);
+		secret_free(refresh);
+		return TOK_ERR_INTERNAL;
+	}
+	copy_str(s->ref, sizeof(s->ref), ss->customer_ref);
+	s->access = access;
+	s->refresh = refresh;
+	s->access_until = (time_t)ss->access_expiry;
+	s->refresh_until = refresh != NULL ? (time_t)ss->refresh_expiry : 0;
+	s->margin = margin_for(s->access_until - now > 0 ? s->access_until - now : 0);
+	s->gen = 1;
+	*session_slot(tp, s->ref) = s;
+	tp->nsessions++;
+	return 0;
 }
 
 void tokens_health(const tok_profile *tp, tok_health *h)

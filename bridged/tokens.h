@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "store.h"
 #include "upstream.h"
 
 #define TOK_MARGIN_S 60              /* renew a token this long before it lapses (at most 1/3 of its life) */
@@ -116,6 +117,17 @@ void tokens_session_invalidate(tok_profile *tp, const char *ref, unsigned gen);
 
 /* Forget session ref; false when there was none. */
 bool tokens_session_close(tok_profile *tp, const char *ref);
+
+/* Persist customer sessions in st (NULL: in memory only): from now on a
+ * session opened or refreshed is put (sealed) in the store, one closed,
+ * refused or swept is deleted from it. st is borrowed; call again with NULL
+ * before closing it. */
+void tokens_set_store(tokens *t, store *st);
+
+/* A session read back from the store at start-up (tokens copied into secret
+ * memory). TOK_ERR_NO_SESSION when it has lapsed (then it is deleted from
+ * the store), TOK_ERR_LIMIT, TOK_ERR_INTERNAL; 0. */
+int tokens_session_restore(tok_profile *tp, const store_session *s);
 
 /* For Health: never a token, only facts about them. */
 typedef struct tok_health {

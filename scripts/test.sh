@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: install what is needed, then build and run every test twice,
-# once hardened with gcc and once with clang under ASan+UBSan, both -Werror.
+# once hardened with gcc and once with clang under ASan+UBSan, both -Werror;
+# then a short run of the fuzz targets.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -14,3 +15,9 @@ for flavour in release asan; do
   echo "== $flavour: test"
   ctest --test-dir "build/$flavour" --output-on-failure -j"$(nproc)" --timeout 600
 done
+
+# A short libFuzzer run of each fuzz target over its corpus (tests/fuzz; ~30 s).
+echo "== fuzz: build"
+bash scripts/build.sh fuzz
+echo "== fuzz: test"
+ctest --test-dir build/fuzz -L fuzz --output-on-failure -j"$(nproc)" --timeout 120

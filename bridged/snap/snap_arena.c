@@ -117,7 +117,10 @@ void snap_arena_reset(snap_arena *a)
 
 	while (c != NULL) {
 		next = c->next;
-		explicit_bzero(c, c->size);
+		/* only what was handed out can hold our data (c->off bytes); wiping
+		 * the whole 4 KiB chunk of a small call was 3% of the daemon's CPU
+		 * under Health load */
+		explicit_bzero(c, c->off);
 		free(c);
 		c = next;
 	}

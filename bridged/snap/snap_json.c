@@ -24,6 +24,7 @@
 #define PRETTY_INDENT 2
 #define B64_CHUNK 64               /* base64 characters buffered before an append */
 #define INT_REAL_MAX 9e18         /* integral reals accepted for integers */
+#define FLOAT_ROUND_MAX 0x1.ffffffp+127 /* reals below this round to a finite float */
 #define DEC_SKIP 1                 /* a value that cannot be placed (not an error) */
 
 /* ---- names and presence --------------------------------------------------- */
@@ -164,6 +165,9 @@ static size_t real_text(double v, bool single, char buf[NUM_TEXT_MAX])
 {
 	int n = 0;
 
+	/* "-0" would read back as the integer 0: keep the sign with a real literal */
+	if (v == 0.0 && signbit(v))
+		return (size_t)snprintf(buf, NUM_TEXT_MAX, "-0.0");
 	if (v > -INTEGRAL_REAL_MAX && v < INTEGRAL_REAL_MAX && v == (double)(int64_t)v)
 		return (size_t)snprintf(buf, NUM_TEXT_MAX, "%.0f", v);
 	for (int prec = 1; prec <= DOUBLE_PREC_MAX; prec++) {
@@ -911,8 +915,12 @@ static int dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const jso
 		*(uint64_t *)dst = u;
 		return SNAP_OK;
 	case PROTOBUF_C_TYPE_FLOAT:
-		if (!get_real(v, &r) || (isfinite(r) && (r > FLT_MAX || r < -FLT_MAX)))
+		/* a real that rounds to FLT_MAX is one: the shortest text of FLT_MAX
+		 * ("3.4028235e+38") is above FLT_MAX as a double */
+		if (!get_real(v, &r) || (isfinite(r) && !(fabs(r) < FLOAT_ROUND_MAX)))
 			return DEC_SKIP;
+		if (isfinite(r) && fabs(r) > FLT_MAX)
+			r = copysign(FLT_MAX, r);
 		*(float *)dst = (float)r;
 		return SNAP_OK;
 	case PROTOBUF_C_TYPE_DOUBLE:

@@ -43,7 +43,7 @@ static void test_xlist_matches_service(void **state)
 	(void)state;
 	DOKUBRIDGE_WALLET_RPCS(CHECK_ROW)
 	assert_int_equal(i, svc->n_methods);
-	assert_int_equal(svc->n_methods, 19);
+	assert_int_equal(svc->n_methods, 22);
 }
 
 static void test_kebab_and_lookup(void **state)

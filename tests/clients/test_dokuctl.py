@@ -61,7 +61,7 @@ def test_help():
     out, _ = run("--help")
     section = out.split("\ncommands:\n", 1)[1].split("\n\n", 1)[0]
     commands = [l.split()[0] for l in section.splitlines() if l.strip()]
-    check(len(commands) == 19, "--help lists %d commands: %r" % (len(commands), commands))
+    check(len(commands) == 22, "--help lists %d commands: %r" % (len(commands), commands))
     for c in ("get-balance", "open-customer-session", "get-top-up-status", "health"):
         check(c in commands, "--help lacks %s" % c)
     check("exit status" in out and "  3  " in out and "  4  " in out, "--help lacks exit codes")
@@ -142,6 +142,12 @@ def test_every_command():
     check(len(r.get("detailData", [])) >= 4, "history: %r" % r)
     r, _ = run("get-transaction", '{"partnerReferenceNo":"ctl-xfer"}', customer=ref)
     check(r["type"] == "SEND_MONEY", "transaction %r" % r)
+    # the journal: one operation by partner reference, the customer's by ListOperations
+    r, _ = run("get-operation", '{"partnerReferenceNo":"ctl-xfer"}')
+    check(r["operation"]["method"] == "TransferToBank"
+          and r["operation"]["state"] == "OPERATION_STATE_DONE", "get-operation: %r" % r)
+    r, _ = run("list-operations", json.dumps({"customerRef": ref}))
+    check(len(r.get("operations", [])) >= 5, "list-operations: %r" % r)
     r, _ = run("close-customer-session", customer=ref)
     check(r == {"closed": True}, "close-customer-session: %r" % r)
     run("unbind-account", json.dumps({"partnerReferenceNo": "ctl-unbind", "linkId": link,

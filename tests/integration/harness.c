@@ -25,6 +25,7 @@ extern char **environ;
 #define LINE_MAX_BYTES 4096
 #define SCAN_WINDOW 16       /* a run of this many bytes of a secret is a leak */
 #define RECORD_MAX (256u * 1024u * 1024u)
+#define H_WRAPPER_ARGS_MAX 16 /* words of $DOKU_IT_DAEMON_WRAPPER */
 
 static char *recorded;       /* every byte received from the daemon */
 static size_t recorded_len, recorded_cap;
@@ -251,6 +252,7 @@ void h_write_config(h_env *e, const char *bridge_extra, const char *sections)
 		"[bridge]\n"
 		"socket = %s\n"
 		"io_timeout_ms = 5000\n"
+		"state_dir = %s/state\n"
 		"%s\n"
 		"[profile.default]\n"
 		"base_url = https://%s\n"
@@ -259,7 +261,7 @@ void h_write_config(h_env *e, const char *bridge_extra, const char *sections)
 		"private_key_file = %s/partner.key\n"
 		"ca_file = %s/ca.pem\n"
 		"%s\n",
-		e->sock, bridge_extra != NULL ? bridge_extra : "", base, e->client_id, creds, creds,
+		e->sock, e->dir, bridge_extra != NULL ? bridge_extra : "", base, e->client_id, creds, creds,
 		creds, sections != NULL ? sections : "");
 	assert_int_equal(fclose(f), 0);
 }
@@ -308,9 +310,25 @@ void h_daemon_start(h_env *e, const char *bridge_extra, const char *sections)
 	errfd = open(e->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	assert_true(errfd >= 0);
 	{
-		char *argv[] = { DOKU_BRIDGED_BIN, "--config", e->conf, NULL };
+		char *argv[H_WRAPPER_ARGS_MAX + 4], *wrap = NULL, *save = NULL, *w;
+		const char *wrapper = getenv("DOKU_IT_DAEMON_WRAPPER");
+		size_t k = 0;
 
+		/* e.g. "valgrind --error-exitcode=99 --leak-check=full" */
+		if (wrapper != NULL && wrapper[0] != '\0') {
+			wrap = strdup(wrapper);
+			assert_non_null(wrap);
+			for (w = strtok_r(wrap, " ", &save); w != NULL; w = strtok_r(NULL, " ", &save)) {
+				assert_true(k < H_WRAPPER_ARGS_MAX);
+				argv[k++] = w;
+			}
+		}
+		argv[k++] = DOKU_BRIDGED_BIN;
+		argv[k++] = "--config";
+		argv[k++] = e->conf;
+		argv[k] = NULL;
 		e->daemon_pid = spawn(argv, envp, -1, errfd);
+		free(wrap);
 	}
 	close(errfd);
 	free(envp);
@@ -891,4 +909,55 @@ size_t h_call_frame(uint8_t *out, size_t outsz, uint64_t id, const char *method,
 	assert_true(n + 5 <= outsz);
 	doku__bridge__v1__call__pack(&call, out + 5);
 	return h_frame(out, 0, out + 5, (uint32_t)n);
+}
+
+void h_sim_restart(h_env *e, int sig)
+{
+	char creds[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], secret[PATH_MAX], pub[PATH_MAX];
+	char path[PATH_MAX], line[LINE_MAX_BYTES], https[64], control[64];
+	int pfd[2], errfd;
+
+	assert_true(e->sim_pid > 0);
+	kill(e->sim_pid, sig);
+	wait_exit(e->sim_pid);
+	e->sim_pid = 0;
+	join(creds, e->dir, "creds");
+	join(cert, creds, "server.pem");
+	join(key, creds, "server.key");
+	join(secret, creds, "client-secret");
+	join(pub, creds, "partner.pub");
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	join(path, e->dir, "snapsim.log");
+	errfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	assert_true(errfd >= 0);
+	{
+		/* the same addresses: the daemon and the tap keep theirs */
+		char *argv[] = { DOKU_SNAPSIM_BIN, "--listen", e->sim_https, "--tls-cert", cert,
+				 "--tls-key", key, "--client-id", e->client_id, "--client-secret-file",
+				 secret, "--partner-public-key", pub, "--control", e->sim_control,
+				 "--threads", "8", NULL };
+
+		e->sim_pid = spawn(argv, environ, pfd[1], errfd);
+	}
+	close(pfd[1]);
+	close(errfd);
+	read_line(pfd[0], line, sizeof(line));
+	close(pfd[0]);
+	assert_int_equal(sscanf(line, "doku-snapsim ready https=%63s control=%63s", https, control), 2);
+	assert_string_equal(https, e->sim_https);
+	assert_string_equal(control, e->sim_control);
+}
+
+void h_kill(h_env *e)
+{
+	if (e->daemon_pid > 0) {
+		kill(e->daemon_pid, SIGKILL);
+		waitpid(e->daemon_pid, NULL, 0);
+		e->daemon_pid = 0;
+	}
+	if (e->sim_pid > 0) {
+		kill(e->sim_pid, SIGKILL);
+		waitpid(e->sim_pid, NULL, 0);
+		e->sim_pid = 0;
+	}
 }

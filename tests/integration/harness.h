@@ -42,7 +42,8 @@ typedef struct h_env {
  * $DOKU_IT_DIRECT is set). */
 void h_setup(h_env *e);
 /* Write the configuration ([bridge] lines and more sections appended) and
- * start the daemon; returns once it said READY=1. */
+ * start the daemon (under the words of $DOKU_IT_DAEMON_WRAPPER when set, e.g.
+ * valgrind); returns once it said READY=1. */
 void h_daemon_start(h_env *e, const char *bridge_extra, const char *sections);
 /* Rewrite the configuration (for a reload). */
 void h_write_config(h_env *e, const char *bridge_extra, const char *sections);
@@ -54,6 +55,8 @@ bool h_wait_notify(h_env *e, const char *what);
 int h_daemon_wait(h_env *e);
 /* Stop everything, scan for leaked secrets, remove the directory. */
 void h_teardown(h_env *e);
+/* After a failed test: SIGKILL the daemon and the simulator if still running. */
+void h_kill(h_env *e);
 
 /* The simulator's control API: the body (malloc'd, NUL-terminated); *status
  * the HTTP status when not NULL. */
@@ -68,6 +71,9 @@ unsigned h_sim_requests(h_env *e, const char *path, const char *ref);
 void h_sim_external_id(h_env *e, const char *path, const char *ref, char out[64]);
 /* Arm a fault (JSON of POST /control/faults). */
 void h_fault(h_env *e, const char *json);
+/* Stop the simulator with sig (SIGKILL: a crash) and start a new one on the
+ * same HTTPS and control addresses (a new, empty world); returns once it is ready. */
+void h_sim_restart(h_env *e, int sig);
 
 /* A client on the daemon's socket (connected). */
 dokubridge_client *h_client(h_env *e);
@@ -122,8 +128,6 @@ bool h_raw_hup(int fd);
 /* A unique reference for this process ("prefix-<pid>-<n>"). */
 const char *h_ref(const char *prefix);
 
-#endif
-
 /* Many calls at once: per calls on each of the n clients, all started
  * before any completes, driven with poll(2) until every one completed.
  * make(i) gives the request of call i (serialized at once, so it may reuse
@@ -142,3 +146,5 @@ void h_burst_run(dokubridge_client **cs, unsigned n, unsigned per, const char *m
 /* Wait until the simulator's log holds at least n entries for path/ref
  * (entries are written when the simulator answers). false on timeout. */
 bool h_wait_sim_requests(h_env *e, const char *path, const char *ref, unsigned n);
+
+#endif

@@ -3,6 +3,7 @@
  * and bad input that must give an error, never a crash. */
 #include "test_util.h"
 
+#include <float.h>
 #include <math.h>
 
 #include "snap_code.h"
@@ -347,7 +348,7 @@ static void test_encode_types(void **state)
 			    "\"i64\":\"-9223372036854775808\",\"u64\":\"18446744073709551615\","
 			    "\"fl\":1.1,\"db\":0.30000000000000004,\"color\":\"GREEN\","
 			    "\"rFl\":[0.1,3.4028235e+38,16777216],"
-			    "\"rDb\":[0.1,1e+21,-0,1095086.98,5e-324,\"NaN\",\"Infinity\","
+			    "\"rDb\":[0.1,1e+21,-0.0,1095086.98,5e-324,\"NaN\",\"Infinity\","
 			    "\"-Infinity\",123456789012],"
 			    "\"rColor\":[\"BLUE\",7],\"cI64\":\"0\"}");
 	t.choice_case = DOKU__TEST__V1__ALL_TYPES__CHOICE_C_INNER;
@@ -385,6 +386,39 @@ static void test_encode_types(void **state)
 		assert_int_equal(d->r_color[1], 7);
 		assert_int_equal(d->r_color[2], DOKU__TEST__V1__COLOR__RED);
 	}
+}
+
+/* Found by fuzz_json_response: -0 read back as +0 (jansson reads "-0" as the
+ * integer 0), and the float FLT_MAX, written "3.4028235e+38", was refused on
+ * the way back (above FLT_MAX as a double, yet it rounds to FLT_MAX). */
+static void test_round_trip_edge_reals(void **state)
+{
+	Doku__Test__V1__AllTypes t = DOKU__TEST__V1__ALL_TYPES__INIT, *d;
+	double dbs[] = { -0.0, 0.0, -DBL_MAX, DBL_MIN };
+	float fls[] = { -0.0f, FLT_MAX, -FLT_MAX, FLT_MIN, 1e-45f };
+
+	(void)state;
+	t.fl = FLT_MAX;
+	t.db = -DBL_MAX;
+	t.n_r_db = sizeof(dbs) / sizeof(dbs[0]);
+	t.r_db = dbs;
+	t.n_r_fl = sizeof(fls) / sizeof(fls[0]);
+	t.r_fl = fls;
+	d = (Doku__Test__V1__AllTypes *)decode(&doku__test__v1__all_types__descriptor,
+					       encode(&t.base, 0), SNAP_JSON_STRICT);
+	assert_true(d->fl == FLT_MAX);
+	assert_true(d->db == -DBL_MAX);
+	assert_int_equal(d->n_r_db, t.n_r_db);
+	for (size_t i = 0; i < t.n_r_db; i++)
+		assert_true(d->r_db[i] == dbs[i] && signbit(d->r_db[i]) == signbit(dbs[i]));
+	assert_int_equal(d->n_r_fl, t.n_r_fl);
+	for (size_t i = 0; i < t.n_r_fl; i++)
+		assert_true(d->r_fl[i] == fls[i] && signbit(d->r_fl[i]) == signbit(fls[i]));
+	/* a real that rounds past FLT_MAX is still no float */
+	d = (Doku__Test__V1__AllTypes *)decode(&doku__test__v1__all_types__descriptor,
+					       "{\"fl\":3.4028236e38,\"rFl\":[1,-3.5e38]}", 0);
+	assert_true(d->fl == 0.0f);
+	assert_int_equal(d->n_r_fl, 1);
 }
 
 static void test_encode_refuses_bad_utf8(void **state)
@@ -791,6 +825,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_round_trip_every_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encode_exact, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encode_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_round_trip_edge_reals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encode_refuses_bad_utf8, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encode_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tolerant_numbers_for_strings, setup, teardown),

@@ -379,7 +379,10 @@ DOKUBRIDGE_API size_t dokubridge_in_flight(const dokubridge_client *c);
 	X(get_transaction, GetTransaction)                 \
 	X(open_customer_session, OpenCustomerSession)      \
 	X(close_customer_session, CloseCustomerSession)    \
-	X(health, Health)
+	X(health, Health)                                  \
+	X(get_operation, GetOperation)                     \
+	X(list_operations, ListOperations)                 \
+	X(metrics, Metrics)
 
 #define DOKUBRIDGE_DECLARE_RPC_(snake, Camel)                                          \
 	DOKUBRIDGE_API int dokubridge_##snake(dokubridge_client *c,                    \

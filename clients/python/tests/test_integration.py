@@ -133,6 +133,11 @@ async def customer_money(call, invoke, ctl, tag, ref, account, link_id, client_i
     assert len(h.detail_data) >= 5
     t = await call("get_transaction", partner_reference_no=tag + "-xfer", customer_ref=ref)
     assert t.type == "SEND_MONEY" and t.amount.value == "500.00"
+    op = await call("get_operation", partner_reference_no=tag + "-xfer")
+    assert op.operation.method == "TransferToBank"
+    assert op.operation.state == wallet.OPERATION_STATE_DONE
+    ops = await call("list_operations", customer_ref=ref)
+    assert len(ops.operations) >= 5 and ops.operations[0].created_at
     c = await call("close_customer_session", customer_ref=ref)
     assert c.closed
     with pytest.raises(dokubridge.DokuBridgeError):  # the session is gone

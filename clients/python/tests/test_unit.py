@@ -27,7 +27,7 @@ def fake(request):
 
 def test_one_method_per_rpc():
     rpcs = [m.name for m in wallet.DESCRIPTOR.services_by_name["Wallet"].methods]
-    assert len(rpcs) == 19
+    assert len(rpcs) == 22
     assert [m.name for m in dokubridge.METHODS] == rpcs
     for m in dokubridge.METHODS:
         for cls in (dokubridge.Client, dokubridge.AsyncClient):
