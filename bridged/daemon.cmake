@@ -18,7 +18,7 @@ add_library(doku_bridged_core STATIC
 target_include_directories(doku_bridged_core PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(doku_bridged_core PUBLIC DOKU_VERSION="${PROJECT_VERSION}")
 target_link_libraries(doku_bridged_core PUBLIC doku_store doku_snap doku_proto
-  PkgConfig::LIBUV PkgConfig::CURL PkgConfig::INIH)
+  PkgConfig::LIBUV PkgConfig::CURL PkgConfig::INIH PkgConfig::JANSSON)
 
 add_executable(doku-bridged ${CMAKE_CURRENT_SOURCE_DIR}/main.c)
 target_link_libraries(doku-bridged PRIVATE doku_bridged_core)

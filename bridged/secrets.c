@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,10 +29,22 @@ struct block {
 static struct block *free_list[CLASS_COUNT];
 static bool lock_failed;
 
+/* jansson's free: tokens and OTPs pass through its heap while DOKU's answers
+ * are parsed, so every block it frees is wiped first. */
+static void json_free_wiped(void *p)
+{
+	if (p == NULL)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
 int secrets_harden(void)
 {
 	struct rlimit rl;
 	int rc = 0;
+
+	json_set_alloc_funcs(malloc, json_free_wiped);
 
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
 		rc = -errno;

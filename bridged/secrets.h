@@ -22,7 +22,9 @@ typedef struct secret {
 } secret;
 
 /* Make the process undumpable (PR_SET_DUMPABLE 0) and without core files
- * (RLIMIT_CORE 0). 0 or a negative errno. Call first thing in main. */
+ * (RLIMIT_CORE 0), and make jansson wipe every block it frees (DOKU's answers,
+ * tokens included, are parsed in its heap). 0 or a negative errno. Call first
+ * thing in main, before any JSON is parsed. */
 int secrets_harden(void);
 
 /* A secret holding a copy of p[0..len) (NUL-terminated). *out is the

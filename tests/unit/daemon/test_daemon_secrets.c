@@ -1,4 +1,6 @@
 /* secrets.c: protected memory and secret files read as ssh reads keys. */
+#include <jansson.h>
+#include <stdlib.h>
 #include "daemon_test.h"
 
 #include "secrets.h"
@@ -72,8 +74,21 @@ static void test_files(void **state)
 
 static void test_harden(void **state)
 {
+	json_malloc_t m = NULL;
+	json_free_t f = NULL;
+	json_t *j;
+
 	(void)state;
 	assert_int_equal(secrets_harden(), 0);
+	/* jansson now frees through the wiping free, and still works */
+	json_get_alloc_funcs(&m, &f);
+	assert_ptr_equal(m, malloc);
+	assert_ptr_not_equal(f, free);
+	j = json_loads("{\"accessToken\":\"eyJhbGciOiJSUzI1NiJ9.secret\"}", 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "accessToken")),
+			    "eyJhbGciOiJSUzI1NiJ9.secret");
+	json_decref(j);
 }
 
 int main(void)
