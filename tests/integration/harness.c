@@ -25,6 +25,7 @@ extern char **environ;
 #define LINE_MAX_BYTES 4096
 #define SCAN_WINDOW 16       /* a run of this many bytes of a secret is a leak */
 #define RECORD_MAX (256u * 1024u * 1024u)
+#define DAEMON_LOG_TAIL 16384 /* bytes of the daemon's log shown when it exits badly */
 #define H_WRAPPER_ARGS_MAX 16 /* words of $DOKU_IT_DAEMON_WRAPPER */
 
 static char *recorded;       /* every byte received from the daemon */
@@ -423,8 +424,22 @@ void h_teardown(h_env *e)
 	char cmd[PATH_MAX + 16];
 
 	if (e->daemon_pid > 0) {
+		int status;
+
 		kill(e->daemon_pid, SIGTERM);
-		assert_int_equal(h_daemon_wait(e), 0);
+		status = h_daemon_wait(e);
+		if (status != 0) {
+			/* the daemon's own words (a sanitizer's or valgrind's report) */
+			size_t len = 0;
+			char *log = slurp(e->log, &len);
+
+			if (log != NULL)
+				fprintf(stderr, "---- daemon log (last %zu bytes) ----\n%s\n",
+					len > DAEMON_LOG_TAIL ? (size_t)DAEMON_LOG_TAIL : len,
+					len > DAEMON_LOG_TAIL ? log + len - DAEMON_LOG_TAIL : log);
+			free(log);
+		}
+		assert_int_equal(status, 0);
 	}
 	if (e->sim_pid > 0) {
 		kill(e->sim_pid, SIGTERM);
