@@ -231,9 +231,11 @@ static void test_huge_bodies(void **state)
 	if (r.http != 0)
 		EXPECT_CODE(r, 413, "4130600");
 	simtest_reply_free(&r);
-	/* one byte over the limit */
+	/* one byte over the limit, declared with Expect: 100-continue. (Sent straight
+	 * away, the 413 races the client's write against the server's close: curl
+	 * may see the reset (error 55) before the answer.) */
 	big[SIM_BODY_MAX + 1] = '\0';
-	CALL(r, P_CREATE, big, NULL);
+	CALL(r, P_CREATE, big, &o);
 	EXPECT_CODE(r, 413, "4130600");
 	simtest_reply_free(&r);
 	/* just under: read, verified, refused as JSON */
