@@ -43,6 +43,7 @@ struct journal {
 	int64_t timer_due;       /* wall-clock ms the timer fires at; 0: not armed */
 	bool started, scanning, rescan, closing;
 	unsigned active;         /* status queries in flight */
+	unsigned closes;         /* journal_close: timer and store closes not yet done */
 };
 
 /* One status query of reconciliation. */
@@ -197,9 +198,19 @@ static void on_sessions(const store_result *res, void *data)
 	ld->done = true;
 }
 
+/* journal_close's last step: the journal is freed only when both its timer
+ * and its store are closed (either may finish first). */
+static void journal_closed_one(journal *j)
+{
+	if (--j->closes > 0)
+		return;
+	sealed_key_free(j->key);
+	free(j);
+}
+
 static void on_timer_closed(uv_handle_t *h)
 {
-	(void)h;
+	journal_closed_one(h->data);
 }
 
 int journal_open(struct bridge *b, char err[JOURNAL_ERR_MAX])
@@ -237,6 +248,7 @@ int journal_open(struct bridge *b, char err[JOURNAL_ERR_MAX])
 		return -1;
 	}
 	uv_timer_init(b->loop, &j->timer);
+	j->timer.data = j;
 	b->journal = j;
 	tokens_set_store(b->tokens, j->st);
 	memset(&ld, 0, sizeof(ld));
@@ -254,10 +266,7 @@ int journal_open(struct bridge *b, char err[JOURNAL_ERR_MAX])
 
 static void on_store_closed(void *data)
 {
-	journal *j = data;
-
-	sealed_key_free(j->key);
-	free(j);
+	journal_closed_one(data);
 }
 
 void journal_close(struct bridge *b)
@@ -271,6 +280,7 @@ void journal_close(struct bridge *b)
 	if (b->tokens != NULL)
 		tokens_set_store(b->tokens, NULL);
 	uv_timer_stop(&j->timer);
+	j->closes = 2;
 	uv_close((uv_handle_t *)&j->timer, on_timer_closed);
 	store_close(j->st, on_store_closed, j);
 }
