@@ -15,7 +15,6 @@
 #define PARAMS_MAX 3
 #define ECHOES_MAX 2
 #define STATUS_NOT_FOUND 7   /* SNAP's latestTransactionStatus "07" */
-#define AMOUNT_DIGITS_MAX 18 /* an amount in cents fits int64 */
 #define SERVICE_LEN 2
 
 enum src {
@@ -42,53 +41,48 @@ struct rule {
 	const char *amount_field;   /* its Amount (or NULL) */
 	struct field_src params[PARAMS_MAX]; /* the status request */
 	struct field_src echoes[ECHOES_MAX]; /* answer fields that, when set, must match */
-	const char *verdict;      /* by status 00..06 (7 letters): 'D' DONE, 'N' NOT_DONE,
-				     'U' UNKNOWN */
-	const char *verdict_part; /* for part of the amount; NULL: as verdict */
+	const char *verdict; /* by status 00..06 (7 letters): 'D' DONE, 'N' NOT_DONE, 'U' UNKNOWN */
 };
 
 static const struct rule rules[] = {
 	{ "TransferToBank", "partner_reference_no", NULL, "amount",
 	  { { "partner_reference_no", SRC_KEY, NULL } },
 	  { { "partner_reference_no", SRC_KEY, NULL }, { "type", SRC_CONST, "SEND_MONEY" } },
-	  "DUUUDNN", NULL },
+	  "DUUUDNN" },
 	{ "TopUp", "partner_reference_no", NULL, "amount",
 	  { { "original_partner_reference_no", SRC_KEY, NULL },
 	    { "original_external_id", SRC_EXTERNAL_ID, NULL },
 	    { "service_code", SRC_SERVICE, "TopUp" } },
 	  { { "original_partner_reference_no", SRC_KEY, NULL },
 	    { "original_external_id", SRC_EXTERNAL_ID, NULL } },
-	  "DUUUDNN", NULL },
+	  "DUUUDNN" },
 	{ "Purchase", "partner_reference_no", NULL, "amount",
 	  { { "partner_reference_no", SRC_KEY, NULL },
 	    { "service_code", SRC_SERVICE, "Purchase" },
 	    { "transaction_date", SRC_TIME, NULL } },
 	  { { "original_partner_reference_no", SRC_KEY, NULL } },
-	  "DUUUDNN", NULL },
+	  "DUUUDNN" },
 	{ "CancelPurchase", "original_partner_reference_no", "original_partner_reference_no", NULL,
 	  { { "partner_reference_no", SRC_ORIGINAL, NULL },
 	    { "service_code", SRC_SERVICE, "Purchase" },
 	    { "transaction_date", SRC_ORIGINAL_TIME, NULL } },
 	  { { "original_partner_reference_no", SRC_ORIGINAL, NULL } },
-	  "NUUUNDN", NULL },
+	  "NUUUNDN" },
 	{ "RefundPurchase", "partner_refund_no", "original_partner_reference_no", "refund_amount",
-	  { { "partner_reference_no", SRC_ORIGINAL, NULL },
-	    { "service_code", SRC_SERVICE, "Purchase" },
-	    { "transaction_date", SRC_ORIGINAL_TIME, NULL } },
-	  { { "original_partner_reference_no", SRC_ORIGINAL, NULL } },
-	  "NUUUDNN", "UUUUUNN" },
+	  { { "partner_reference_no", SRC_KEY, NULL } },
+	  { { "partner_reference_no", SRC_KEY, NULL }, { "type", SRC_CONST, "REFUND" } },
+	  "DUUUDNN" },
 };
 
 struct status_rpc {
 	const char *name;
 	const char *status_field; /* of the answer */
-	const char *amount_field; /* the answer's Amount of the whole transaction */
 };
 
 static const struct status_rpc status_rpcs[] = {
-	{ "GetPurchaseStatus", "latest_transaction_status", "trans_amount" },
-	{ "GetTopUpStatus", "latest_transaction_status", "amount" },
-	{ "GetTransaction", "status", "amount" },
+	{ "GetPurchaseStatus", "latest_transaction_status" },
+	{ "GetTopUpStatus", "latest_transaction_status" },
+	{ "GetTransaction", "status" },
 };
 
 /* GetTransaction's status names, read as latestTransactionStatus codes. */
@@ -295,50 +289,6 @@ static int status_code(const char *s)
 	return -1;
 }
 
-/* A decimal amount ("10000", "10000.5", "10000.00") in cents; -1 if it is not one. */
-static int64_t cents_of(const char *v)
-{
-	int64_t c = 0;
-	int digits = 0, frac = -1;
-
-	if (v == NULL || v[0] == '\0')
-		return -1;
-	for (; *v != '\0'; v++) {
-		if (*v == '.' && frac < 0) {
-			frac = 0;
-			continue;
-		}
-		if (*v < '0' || *v > '9')
-			return -1;
-		if (frac >= 2) { /* beyond cents: only zeros */
-			if (*v != '0')
-				return -1;
-			continue;
-		}
-		if (++digits > AMOUNT_DIGITS_MAX)
-			return -1;
-		c = c * 10 + (*v - '0');
-		if (frac >= 0)
-			frac++;
-	}
-	for (frac = frac < 0 ? 0 : frac; frac < 2; frac++)
-		c *= 10;
-	return c;
-}
-
-/* Whether row's amount is part of the answer's (whole) amount; unknown counts as part. */
-static bool is_part(const store_row *row, const ProtobufCMessage *answer, const char *field)
-{
-	const ProtobufCMessage *amount = message_of(answer, field);
-	int64_t mine, whole;
-
-	if (row->amount_value[0] == '\0')
-		return false; /* no amount asked for: the whole of it */
-	mine = cents_of(row->amount_value);
-	whole = amount != NULL ? cents_of(string_of(amount, "value")) : -1;
-	return mine < 0 || whole < 0 || mine != whole;
-}
-
 static enum store_state not_found(const store_row *row, int64_t now_ms, const char *rpc,
 				  const char *what, char *detail)
 {
@@ -357,7 +307,7 @@ enum store_state reconcile_read(const store_row *row, const reconcile_answer *a,
 	const struct rule *r = rule_of(row->method);
 	const snap_endpoint *sep = r != NULL ? reconcile_status_endpoint(row->method) : NULL;
 	const struct status_rpc *srpc = sep != NULL ? status_rpc_of(sep->name) : NULL;
-	const char *status, *verdict;
+	const char *status;
 	snap_code code;
 	bool have_code;
 	int n;
@@ -393,10 +343,7 @@ enum store_state reconcile_read(const store_row *row, const reconcile_answer *a,
 			   code.text, status != NULL ? status : "");
 	if (n == STATUS_NOT_FOUND)
 		return not_found(row, now_ms, sep->name, "status 07", detail);
-	verdict = r->verdict;
-	if (r->verdict_part != NULL && is_part(row, a->msg, srpc->amount_field))
-		verdict = r->verdict_part;
-	switch (verdict[n]) {
+	switch (r->verdict[n]) {
 	case 'D':
 		return say(detail, STORE_DONE, "%s %s: status %.32s -> DONE", sep->name, code.text,
 			   status);

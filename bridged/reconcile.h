@@ -11,10 +11,8 @@
  *              DONE        UNKNOWN           DONE         NOT_DONE      NOT_DONE
  *   CancelPurchase (status of the purchase):
  *              NOT_DONE    UNKNOWN           NOT_DONE     DONE          NOT_DONE
- *   RefundPurchase of the whole amount (status of the purchase):
- *              NOT_DONE    UNKNOWN           DONE         NOT_DONE      NOT_DONE
- *   RefundPurchase of part of it: the purchase's status cannot tell
- *              UNKNOWN     UNKNOWN           UNKNOWN      NOT_DONE      NOT_DONE
+ *   RefundPurchase (its own transaction, by partnerRefundNo):
+ *              DONE        UNKNOWN           DONE         NOT_DONE      NOT_DONE
  *
  * GetTransaction answers a status name ("SUCCESS", "PENDING", ...), read as
  * the matching code. "Not found" (404xx01, or status 07) is NOT_DONE once

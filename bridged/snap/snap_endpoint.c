@@ -69,7 +69,7 @@ const snap_endpoint snap_endpoints[] = {
 	  REQ("originalPartnerReferenceNo", "reason"), "GetPurchaseStatus" },
 	{ "RefundPurchase", B2B2C "debit/refund", 58, SNAP_AUTH_B2B_CUSTOMER, SNAP_EP_MONEY,
 	  WALLET(refund_purchase_request), WALLET(refund_purchase_response),
-	  REQ("originalPartnerReferenceNo", "reason", "partnerRefundNo"), "GetPurchaseStatus" },
+	  REQ("originalPartnerReferenceNo", "reason", "partnerRefundNo"), "GetTransaction" },
 	{ "ListTransactions", B2B2C "transaction-history-list", 12, SNAP_AUTH_B2B_CUSTOMER, 0,
 	  WALLET(list_transactions_request), WALLET(list_transactions_response),
 	  REQ("partnerReferenceNo", "fromDateTime", "toDateTime", "pageSize", "pageNumber"), NULL },

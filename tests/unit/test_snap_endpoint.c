@@ -55,7 +55,7 @@ static const struct expect table[] = {
 	{ "CancelPurchase", "/snap-adapter/b2b2c/v1.0/debit/cancel", 57, SNAP_AUTH_B2B_CUSTOMER,
 	  "GetPurchaseStatus" },
 	{ "RefundPurchase", "/snap-adapter/b2b2c/v1.0/debit/refund", 58, SNAP_AUTH_B2B_CUSTOMER,
-	  "GetPurchaseStatus" },
+	  "GetTransaction" },
 	{ "ListTransactions", "/snap-adapter/b2b2c/v1.0/transaction-history-list", 12,
 	  SNAP_AUTH_B2B_CUSTOMER, NULL },
 	{ "GetTransaction", "/snap-adapter/b2b2c/v1.0/transaction-history-detail", 13,

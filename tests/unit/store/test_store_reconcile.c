@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,18 +161,21 @@ static void test_request(void **state)
 	build(&row, NULL, &a, "GetTransaction", &m);
 	assert_string_equal(field(m, "partner_reference_no"), "KEY-1");
 
-	/* cancel and refund ask about the purchase, dated by its own journal row */
+	/* a cancel asks about the purchase, dated by the purchase's own journal row */
 	row_of(&original, "Purchase");
 	snprintf(original.request_time, sizeof(original.request_time), "2023-12-31T09:00:00+07:00");
-	for (int i = 0; i < 2; i++) {
-		row_of(&row, i == 0 ? "CancelPurchase" : "RefundPurchase");
-		build(&row, &original, &a, "GetPurchaseStatus", &m);
-		assert_string_equal(field(m, "partner_reference_no"), "PUR-1");
-		assert_string_equal(field(m, "service_code"), "54");
-		assert_string_equal(field(m, "transaction_date"), "2023-12-31T09:00:00+07:00");
-		build(&row, NULL, &a, "GetPurchaseStatus", &m);
-		assert_string_equal(field(m, "transaction_date"), "2024-01-01T10:00:00+07:00");
-	}
+	row_of(&row, "CancelPurchase");
+	build(&row, &original, &a, "GetPurchaseStatus", &m);
+	assert_string_equal(field(m, "partner_reference_no"), "PUR-1");
+	assert_string_equal(field(m, "service_code"), "54");
+	assert_string_equal(field(m, "transaction_date"), "2023-12-31T09:00:00+07:00");
+	build(&row, NULL, &a, "GetPurchaseStatus", &m);
+	assert_string_equal(field(m, "transaction_date"), "2024-01-01T10:00:00+07:00");
+
+	/* a refund is a transaction of its own: asked about by its partnerRefundNo */
+	row_of(&row, "RefundPurchase");
+	build(&row, &original, &a, "GetTransaction", &m);
+	assert_string_equal(field(m, "partner_reference_no"), "KEY-1");
 
 	/* no request_time: the intent's time, in Jakarta time */
 	row_of(&row, "Purchase");
@@ -209,8 +213,9 @@ static void answer(struct answer *an, const store_row *row, const char *status,
 		   const char *amount)
 {
 	const snap_endpoint *ep = reconcile_status_endpoint(row->method);
-	const char *ref = row->original_reference_no[0] != '\0' ? row->original_reference_no
-							      : row->partner_reference_no;
+	bool by_original = ep != NULL && strcmp(ep->name, "GetPurchaseStatus") == 0 &&
+			   row->original_reference_no[0] != '\0';
+	const char *ref = by_original ? row->original_reference_no : row->partner_reference_no;
 
 	assert_non_null(ep);
 	memset(an, 0, sizeof(*an));
@@ -238,7 +243,7 @@ static void answer(struct answer *an, const store_row *row, const char *status,
 		doku__wallet__v1__get_transaction_response__init(&an->tx);
 		an->tx.partner_reference_no = (char *)ref;
 		an->tx.status = (char *)status;
-		an->tx.type = "SEND_MONEY";
+		an->tx.type = strcmp(row->method, "RefundPurchase") == 0 ? "REFUND" : "SEND_MONEY";
 		an->tx.amount = &an->amount;
 		an->a.msg = &an->tx.base;
 		an->a.response_code = "2001300";
@@ -273,9 +278,8 @@ static void test_read_every_status(void **state)
 		{ "TopUp", "", { D, U, U, U, D, N, N, N } },
 		{ "Purchase", "", { D, U, U, U, D, N, N, N } },
 		{ "CancelPurchase", "", { N, U, U, U, N, D, N, N } },
-		{ "RefundPurchase", "", { N, U, U, U, D, N, N, N } },         /* the whole */
-		{ "RefundPurchase", "10000.00", { N, U, U, U, D, N, N, N } }, /* all of it */
-		{ "RefundPurchase", "2500.00", { U, U, U, U, U, N, N, N } },  /* part */
+		{ "RefundPurchase", "10000.00", { D, U, U, U, D, N, N, N } }, /* all of it */
+		{ "RefundPurchase", "2500.00", { D, U, U, U, D, N, N, N } },  /* part: the same */
 	};
 	store_row row;
 	char code[4];
@@ -392,28 +396,43 @@ static void test_read_stays_unknown(void **state)
 	assert_int_equal(reconcile_read(&row, &an.a, NOW_MS, NULL), STORE_UNKNOWN);
 }
 
-static void test_read_refund_amounts(void **state)
+/* A refund, whole or part, is read from its own transaction (GetTransaction by
+ * partnerRefundNo), never from the purchase's status. */
+static void test_read_refund(void **state)
 {
-	static const struct {
-		const char *mine, *whole;
-		enum store_state want_00;
-	} cases[] = {
-		{ "10000.00", "10000", N },   /* the same amount, written differently */
-		{ "10000", "10000.00", N },
-		{ "10000.5", "10000.50", N },
-		{ "10000.00", "10000.01", U }, /* part of it */
-		{ "10000.00", "", U },         /* the whole unknown */
-		{ "10000.00", "1e4", U },
-		{ "", "10000", N },            /* no amount: the whole */
-	};
+	static const char *const amounts[] = { "10000.00", "2500.00", "0.01", "" };
+	char detail[RECONCILE_DETAIL_MAX + 1];
+	struct answer an;
 	store_row row;
 
 	(void)state;
 	row_of(&row, "RefundPurchase");
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		snprintf(row.amount_value, sizeof(row.amount_value), "%s", cases[i].mine);
-		if (read_status(&row, "00", cases[i].whole) != cases[i].want_00)
-			fail_msg("refund %s of %s", cases[i].mine, cases[i].whole);
+	for (size_t i = 0; i < sizeof(amounts) / sizeof(amounts[0]); i++) {
+		snprintf(row.amount_value, sizeof(row.amount_value), "%s", amounts[i]);
+		assert_int_equal(read_status(&row, "SUCCESS", "10000.00"), STORE_DONE);
+		assert_int_equal(read_status(&row, "FAILED", "10000.00"), STORE_NOT_DONE);
+		assert_int_equal(read_status(&row, "PENDING", "10000.00"), STORE_UNKNOWN);
+	}
+	/* the purchase's own record under that reference is not the refund */
+	answer(&an, &row, "SUCCESS", "10000.00");
+	an.tx.type = "PAYMENT";
+	assert_int_equal(reconcile_read(&row, &an.a, NOW_MS, detail), STORE_UNKNOWN);
+	assert_non_null(strstr(detail, "PAYMENT"));
+	/* an answer about the purchase, or another refund */
+	answer(&an, &row, "SUCCESS", "10000.00");
+	an.tx.partner_reference_no = "PUR-1";
+	assert_int_equal(reconcile_read(&row, &an.a, NOW_MS, detail), STORE_UNKNOWN);
+	/* a purchase status answer does not settle a refund */
+	{
+		Doku__Wallet__V1__GetPurchaseStatusResponse ps =
+			DOKU__WALLET__V1__GET_PURCHASE_STATUS_RESPONSE__INIT;
+
+		answer(&an, &row, "SUCCESS", "10000.00");
+		ps.latest_transaction_status = "04";
+		ps.original_partner_reference_no = "PUR-1";
+		an.a.msg = &ps.base;
+		an.a.response_code = "2005500";
+		assert_int_equal(reconcile_read(&row, &an.a, NOW_MS, detail), STORE_UNKNOWN);
 	}
 }
 
@@ -459,7 +478,7 @@ int main(void)
 		cmocka_unit_test(test_read_transaction_names),
 		cmocka_unit_test(test_read_not_found),
 		cmocka_unit_test(test_read_stays_unknown),
-		cmocka_unit_test(test_read_refund_amounts),
+		cmocka_unit_test(test_read_refund),
 		cmocka_unit_test(test_backoff),
 	};
 
