@@ -12,6 +12,7 @@
 #include "journal.h"
 #include "log.h"
 #include "metrics.h"
+#include "reconcile.h"
 #include "server.h"
 #include "snap_time.h"
 #include "tokens.h"
@@ -84,6 +85,7 @@ int methods_init(void)
 		method *m = &rows[i];
 		const ProtobufCMethodDescriptor *md =
 			protobuf_c_service_descriptor_get_method_by_name(svc, m->name);
+		const char *key;
 		int n;
 
 		if (md == NULL) {
@@ -111,7 +113,12 @@ int methods_init(void)
 			m->money = (m->ep->flags & SNAP_EP_MONEY) != 0;
 			m->customer = m->ep->auth == SNAP_AUTH_B2B_CUSTOMER;
 		}
-		m->ref_field = string_field(m->input, "partner_reference_no");
+		/* a money-moving call's reference is its journal key (a refund's
+		   partnerRefundNo), else partnerReferenceNo, else the original's */
+		key = m->money ? reconcile_key_field(m->name) : NULL;
+		m->ref_field = key != NULL ? string_field(m->input, key) : NULL;
+		if (m->ref_field == NULL)
+			m->ref_field = string_field(m->input, "partner_reference_no");
 		if (m->ref_field == NULL)
 			m->ref_field = string_field(m->input, "original_partner_reference_no");
 		m->code_field = string_field(m->output, "response_code");

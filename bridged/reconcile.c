@@ -111,6 +111,13 @@ static const struct status_rpc *status_rpc_of(const char *name)
 	return NULL;
 }
 
+const char *reconcile_key_field(const char *method)
+{
+	const struct rule *r = rule_of(method);
+
+	return r != NULL ? r->key_field : NULL;
+}
+
 const snap_endpoint *reconcile_status_endpoint(const char *method)
 {
 	const snap_endpoint *ep = rule_of(method) != NULL ? snap_endpoint_by_name(method) : NULL;

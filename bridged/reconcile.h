@@ -51,6 +51,10 @@ typedef struct reconcile_keys {
  * SNAP_ERR_MISSING (the key field is empty). */
 int reconcile_keys_of(const snap_endpoint *ep, const ProtobufCMessage *msg, reconcile_keys *out);
 
+/* The request field (proto name) that is the idempotency key of method's
+ * requests; NULL when method does not move money. */
+const char *reconcile_key_field(const char *method);
+
 /* The status endpoint that tells the outcome of method's requests; NULL when
  * method does not move money. */
 const snap_endpoint *reconcile_status_endpoint(const char *method);
