@@ -34,22 +34,32 @@ enum {
 	K_UIDS = 1u << 0, K_GIDS = 1u << 1, K_METHODS = 1u << 2, K_PROFILES = 1u << 3,
 };
 
-struct profile_src {
+/* What the file says of one [profile.NAME] or [client.NAME] section. */
+struct section_src {
 	int line;            /* of the section header */
-	unsigned seen;
-	char *secret_file;
-	int secret_line;
-	char *key_file;
-	int key_line;
+	unsigned seen;       /* K_* bits of the keys given */
+};
+
+/* A secret's file, read once the whole file is parsed. */
+struct secret_src {
+	char *file;
+	int line;
+};
+
+struct profile_src {
+	struct section_src sec;
+	struct secret_src secret;
+	struct secret_src key;
 	int ca_line;
 };
 
 struct client_src {
-	int line;
-	unsigned seen;
+	struct section_src sec;
 	char *profiles;      /* resolved once every profile is known */
 	int profiles_line;
 };
+
+struct named_kind;
 
 struct parse {
 	config *cfg;
@@ -62,6 +72,7 @@ struct parse {
 	enum section_kind kind;
 	int sec_line;
 	int index;           /* profile or client index */
+	const struct named_kind *named; /* SEC_PROFILE, SEC_CLIENT: the kind's keys */
 	unsigned bridge_seen[2];
 	struct profile_src psrc[CONFIG_MAX_PROFILES];
 	struct client_src csrc[CONFIG_MAX_CLIENTS];
@@ -173,16 +184,27 @@ static char *resolve_path(struct parse *p, const char *v, bool credential)
 	return dup_str(p, buf);
 }
 
-/* Split a list value on commas and blanks into items[] (pointers into buf). */
-static unsigned split_list(char *buf, char **items, unsigned max)
+/* A list value, split on commas and blanks. */
+struct list_value {
+	char buf[CONFIG_VALUE_MAX + 1];
+	char *items[CONFIG_LIST_ITEMS_MAX]; /* pointers into buf */
+	unsigned n;
+};
+
+/* Split a copy of v, the value of key name (at line), into l. An empty list
+ * is reported as "name: empty list" followed by hint. */
+static void split_list(struct parse *p, int line, const char *name, const char *hint,
+		       const char *v, struct list_value *l)
 {
-	unsigned n = 0;
 	char *save = NULL;
 
-	for (char *t = strtok_r(buf, ", \t", &save); t != NULL && n < max;
+	l->n = 0;
+	snprintf(l->buf, sizeof(l->buf), "%s", v);
+	for (char *t = strtok_r(l->buf, ", \t", &save); t != NULL && l->n < CONFIG_LIST_ITEMS_MAX;
 	     t = strtok_r(NULL, ", \t", &save))
-		items[n++] = t;
-	return n;
+		l->items[l->n++] = t;
+	if (l->n == 0)
+		PERR(p, line, "%s: empty list%s", name, hint);
 }
 
 /* ---- [bridge] --------------------------------------------------------------- */
@@ -312,7 +334,15 @@ static void bridge_key(struct parse *p, const char *name, const char *v)
 	}
 }
 
-/* ---- [profile.NAME] ----------------------------------------------------------- */
+/* ---- [profile.NAME] and [client.NAME]: a table of keys each --------------------- */
+
+/* A key of a [profile.NAME] or [client.NAME] section, parsed at its first
+ * occurrence in the section (a second one is reported as a duplicate). */
+struct section_key {
+	const char *name;
+	unsigned bit;        /* in section_src.seen */
+	void (*parse)(struct parse *p, const char *name, const char *v);
+};
 
 static bool seen_once(struct parse *p, unsigned *seen, unsigned bit, const char *name)
 {
@@ -324,103 +354,123 @@ static bool seen_once(struct parse *p, unsigned *seen, unsigned bit, const char 
 	return true;
 }
 
-static void profile_key(struct parse *p, const char *name, const char *v)
+/* ---- [profile.NAME] ----------------------------------------------------------- */
+
+static profile *cur_profile(struct parse *p)
 {
-	profile *pr = &p->cfg->profiles[p->index];
-	struct profile_src *src = &p->psrc[p->index];
-
-	if (strcmp(name, "base_url") == 0) {
-		size_t n = strlen(v);
-
-		if (!seen_once(p, &src->seen, K_BASE_URL, name))
-			return;
-		if (strncmp(v, "https://", 8) != 0 || n <= 8 || n > CONFIG_VALUE_MAX ||
-		    !printable_token(v, CONFIG_VALUE_MAX)) {
-			PERR(p, p->line, "base_url: expected https://HOST[:PORT] (TLS is always on), got \"%s\"", v);
-			return;
-		}
-		pr->base_url = dup_str(p, v);
-		while (pr->base_url != NULL && n > 8 && pr->base_url[n - 1] == '/')
-			pr->base_url[--n] = '\0';
-	} else if (strcmp(name, "client_id") == 0) {
-		if (!seen_once(p, &src->seen, K_CLIENT_ID, name))
-			return;
-		if (!printable_token(v, CONFIG_ID_MAX)) {
-			PERR(p, p->line, "client_id: expected 1 to %d printable characters without blanks",
-			     CONFIG_ID_MAX);
-			return;
-		}
-		pr->client_id = dup_str(p, v);
-	} else if (strcmp(name, "channel_id") == 0) {
-		if (!seen_once(p, &src->seen, K_CHANNEL, name) || v[0] == '\0')
-			return;
-		if (!printable_token(v, CONFIG_ID_MAX)) {
-			PERR(p, p->line, "channel_id: expected printable characters without blanks");
-			return;
-		}
-		pr->channel_id = dup_str(p, v);
-	} else if (strcmp(name, "client_secret_file") == 0) {
-		if (!seen_once(p, &src->seen, K_SECRET, name))
-			return;
-		if (v[0] == '\0') {
-			PERR(p, p->line, "client_secret_file: empty");
-			return;
-		}
-		src->secret_file = resolve_path(p, v, true);
-		src->secret_line = p->line;
-	} else if (strcmp(name, "private_key_file") == 0) {
-		if (!seen_once(p, &src->seen, K_KEY, name))
-			return;
-		if (v[0] == '\0') {
-			PERR(p, p->line, "private_key_file: empty");
-			return;
-		}
-		src->key_file = resolve_path(p, v, true);
-		src->key_line = p->line;
-	} else if (strcmp(name, "ca_file") == 0) {
-		if (!seen_once(p, &src->seen, K_CA, name) || v[0] == '\0')
-			return;
-		pr->ca_file = resolve_path(p, v, false);
-		src->ca_line = p->line;
-		if (pr->ca_file != NULL && access(pr->ca_file, R_OK) != 0)
-			PERR(p, p->line, "ca_file: cannot read %s: %s", pr->ca_file, strerror(errno));
-	} else {
-		PERR(p, p->line, "unknown key %s in [profile.%s]", name, pr->name);
-	}
+	return &p->cfg->profiles[p->index];
 }
+
+static void profile_base_url(struct parse *p, const char *name, const char *v)
+{
+	profile *pr = cur_profile(p);
+	size_t n = strlen(v);
+
+	(void)name;
+	if (strncmp(v, "https://", 8) != 0 || n <= 8 || n > CONFIG_VALUE_MAX ||
+	    !printable_token(v, CONFIG_VALUE_MAX)) {
+		PERR(p, p->line, "base_url: expected https://HOST[:PORT] (TLS is always on), got \"%s\"", v);
+		return;
+	}
+	pr->base_url = dup_str(p, v);
+	while (pr->base_url != NULL && n > 8 && pr->base_url[n - 1] == '/')
+		pr->base_url[--n] = '\0';
+}
+
+static void profile_client_id(struct parse *p, const char *name, const char *v)
+{
+	(void)name;
+	if (!printable_token(v, CONFIG_ID_MAX)) {
+		PERR(p, p->line, "client_id: expected 1 to %d printable characters without blanks",
+		     CONFIG_ID_MAX);
+		return;
+	}
+	cur_profile(p)->client_id = dup_str(p, v);
+}
+
+static void profile_channel_id(struct parse *p, const char *name, const char *v)
+{
+	(void)name;
+	if (v[0] == '\0')
+		return;
+	if (!printable_token(v, CONFIG_ID_MAX)) {
+		PERR(p, p->line, "channel_id: expected printable characters without blanks");
+		return;
+	}
+	cur_profile(p)->channel_id = dup_str(p, v);
+}
+
+/* A *_file key naming a secret: its path, read by check_profiles. */
+static void secret_path(struct parse *p, const char *name, const char *v, struct secret_src *dst)
+{
+	if (v[0] == '\0') {
+		PERR(p, p->line, "%s: empty", name);
+		return;
+	}
+	dst->file = resolve_path(p, v, true);
+	dst->line = p->line;
+}
+
+static void profile_secret_file(struct parse *p, const char *name, const char *v)
+{
+	secret_path(p, name, v, &p->psrc[p->index].secret);
+}
+
+static void profile_key_file(struct parse *p, const char *name, const char *v)
+{
+	secret_path(p, name, v, &p->psrc[p->index].key);
+}
+
+static void profile_ca_file(struct parse *p, const char *name, const char *v)
+{
+	profile *pr = cur_profile(p);
+
+	(void)name;
+	if (v[0] == '\0')
+		return;
+	pr->ca_file = resolve_path(p, v, false);
+	p->psrc[p->index].ca_line = p->line;
+	if (pr->ca_file != NULL && access(pr->ca_file, R_OK) != 0)
+		PERR(p, p->line, "ca_file: cannot read %s: %s", pr->ca_file, strerror(errno));
+}
+
+static const struct section_key profile_keys[] = {
+	{ "base_url", K_BASE_URL, profile_base_url },
+	{ "client_id", K_CLIENT_ID, profile_client_id },
+	{ "channel_id", K_CHANNEL, profile_channel_id },
+	{ "client_secret_file", K_SECRET, profile_secret_file },
+	{ "private_key_file", K_KEY, profile_key_file },
+	{ "ca_file", K_CA, profile_ca_file },
+};
 
 /* ---- [client.NAME] ------------------------------------------------------------ */
 
 static void client_ids(struct parse *p, const char *name, const char *v, bool users)
 {
 	acl_client *cl = &p->cfg->clients[p->index];
-	char buf[CONFIG_VALUE_MAX + 1];
-	char *items[CONFIG_LIST_ITEMS_MAX];
-	unsigned n;
+	struct list_value l;
 
-	snprintf(buf, sizeof(buf), "%s", v);
-	n = split_list(buf, items, CONFIG_LIST_ITEMS_MAX);
-	if (n == 0)
-		PERR(p, p->line, "%s: empty list", name);
-	for (unsigned i = 0; i < n; i++) {
+	split_list(p, p->line, name, "", v, &l);
+	for (unsigned i = 0; i < l.n; i++) {
+		const char *item = l.items[i];
 		uint64_t id;
 
-		if (isdigit((unsigned char)items[i][0])) {
-			if (parse_uint(p, name, items[i], 0, (uid_t)-2, &id) != 0)
+		if (isdigit((unsigned char)item[0])) {
+			if (parse_uint(p, name, item, 0, (uid_t)-2, &id) != 0)
 				continue;
 		} else if (users) {
-			struct passwd *pw = getpwnam(items[i]);
+			struct passwd *pw = getpwnam(item);
 
 			if (pw == NULL) {
-				PERR(p, p->line, "uids: no user named \"%s\"", items[i]);
+				PERR(p, p->line, "uids: no user named \"%s\"", item);
 				continue;
 			}
 			id = pw->pw_uid;
 		} else {
-			struct group *g = getgrnam(items[i]);
+			struct group *g = getgrnam(item);
 
 			if (g == NULL) {
-				PERR(p, p->line, "gids: no group named \"%s\"", items[i]);
+				PERR(p, p->line, "gids: no group named \"%s\"", item);
 				continue;
 			}
 			id = g->gr_gid;
@@ -436,116 +486,155 @@ static void client_ids(struct parse *p, const char *name, const char *v, bool us
 	}
 }
 
-static void client_methods(struct parse *p, const char *v)
+static void client_uids(struct parse *p, const char *name, const char *v)
+{
+	client_ids(p, name, v, true);
+}
+
+static void client_gids(struct parse *p, const char *name, const char *v)
+{
+	client_ids(p, name, v, false);
+}
+
+static void client_methods(struct parse *p, const char *name, const char *v)
 {
 	acl_client *cl = &p->cfg->clients[p->index];
-	char buf[CONFIG_VALUE_MAX + 1];
-	char *items[CONFIG_LIST_ITEMS_MAX];
-	unsigned n;
+	struct list_value l;
 
-	snprintf(buf, sizeof(buf), "%s", v);
-	n = split_list(buf, items, CONFIG_LIST_ITEMS_MAX);
-	if (n == 0)
-		PERR(p, p->line, "methods: empty list (use * for every method)");
-	for (unsigned i = 0; i < n; i++) {
+	split_list(p, p->line, name, " (use * for every method)", v, &l);
+	for (unsigned i = 0; i < l.n; i++) {
 		int m;
 
-		if (strcmp(items[i], "*") == 0) {
+		if (strcmp(l.items[i], "*") == 0) {
 			cl->methods = ~(uint64_t)0;
 			continue;
 		}
-		m = methods_index(items[i]);
+		m = methods_index(l.items[i]);
 		if (m < 0) {
-			PERR(p, p->line, "methods: no method named \"%s\"", items[i]);
+			PERR(p, p->line, "methods: no method named \"%s\"", l.items[i]);
 			continue;
 		}
 		cl->methods |= (uint64_t)1 << m;
 	}
 }
 
-static void client_key(struct parse *p, const char *name, const char *v)
+/* The list is kept as written: check_clients resolves it once every profile is known. */
+static void client_profiles(struct parse *p, const char *name, const char *v)
 {
 	struct client_src *src = &p->csrc[p->index];
 
-	if (strcmp(name, "uids") == 0) {
-		if (seen_once(p, &src->seen, K_UIDS, name))
-			client_ids(p, name, v, true);
-	} else if (strcmp(name, "gids") == 0) {
-		if (seen_once(p, &src->seen, K_GIDS, name))
-			client_ids(p, name, v, false);
-	} else if (strcmp(name, "methods") == 0) {
-		if (seen_once(p, &src->seen, K_METHODS, name))
-			client_methods(p, v);
-	} else if (strcmp(name, "profiles") == 0) {
-		if (seen_once(p, &src->seen, K_PROFILES, name)) {
-			src->profiles = dup_str(p, v);
-			src->profiles_line = p->line;
-		}
-	} else {
-		PERR(p, p->line, "unknown key %s in [client.%s]", name, p->cfg->clients[p->index].name);
-	}
+	(void)name;
+	src->profiles = dup_str(p, v);
+	src->profiles_line = p->line;
 }
 
+static const struct section_key client_keys[] = {
+	{ "uids", K_UIDS, client_uids },
+	{ "gids", K_GIDS, client_gids },
+	{ "methods", K_METHODS, client_methods },
+	{ "profiles", K_PROFILES, client_profiles },
+};
+
 /* ---- sections and the line reader ---------------------------------------------- */
+
+/* A [WORD.NAME] section kind: the entities it makes and the keys it takes. */
+struct named_kind {
+	enum section_kind kind;
+	const char *word;                /* "profile": [profile.NAME] */
+	unsigned max;                    /* sections of the kind */
+	const struct section_key *keys;
+	size_t nkeys;
+};
+
+static const struct named_kind named_kinds[] = {
+	{ SEC_PROFILE, "profile", CONFIG_MAX_PROFILES, profile_keys,
+	  sizeof(profile_keys) / sizeof(profile_keys[0]) },
+	{ SEC_CLIENT, "client", CONFIG_MAX_CLIENTS, client_keys,
+	  sizeof(client_keys) / sizeof(client_keys[0]) },
+};
+
+/* The count of the sections of kind so far. */
+static unsigned *section_count(struct parse *p, enum section_kind kind)
+{
+	return kind == SEC_PROFILE ? &p->cfg->nprofiles : &p->cfg->nclients;
+}
+
+/* The name (in the config) of section i of kind. */
+static char **section_name(struct parse *p, enum section_kind kind, unsigned i)
+{
+	return kind == SEC_PROFILE ? &p->cfg->profiles[i].name : &p->cfg->clients[i].name;
+}
+
+static struct section_src *section_src(struct parse *p, enum section_kind kind, unsigned i)
+{
+	return kind == SEC_PROFILE ? &p->psrc[i].sec : &p->csrc[i].sec;
+}
+
+/* A [WORD.sub] header at the current line: a new section of nk's kind. */
+static void named_section_begin(struct parse *p, const struct named_kind *nk, const char *sub)
+{
+	unsigned *count = section_count(p, nk->kind);
+	unsigned i;
+
+	if (!name_ok(sub)) {
+		PERR(p, p->line, "bad %s name \"%s\": expected [A-Za-z0-9._-]{1,%d}", nk->word, sub,
+		     CONFIG_NAME_MAX);
+		return;
+	}
+	for (i = 0; i < *count; i++)
+		if (strcmp(*section_name(p, nk->kind, i), sub) == 0) {
+			PERR(p, p->line, "duplicate section [%s.%s] (first at line %d)", nk->word, sub,
+			     section_src(p, nk->kind, i)->line);
+			return;
+		}
+	if (*count >= nk->max) {
+		PERR(p, p->line, "more than %u %ss", nk->max, nk->word);
+		return;
+	}
+	i = (*count)++;
+	*section_name(p, nk->kind, i) = dup_str(p, sub);
+	section_src(p, nk->kind, i)->line = p->line;
+	if (nk->kind == SEC_PROFILE)
+		p->cfg->profiles[i].index = i;
+	p->index = (int)i;
+	p->kind = nk->kind;
+	p->named = nk;
+}
+
+/* A key of the current [WORD.NAME] section. */
+static void named_section_key(struct parse *p, const char *name, const char *v)
+{
+	const struct named_kind *nk = p->named;
+	struct section_src *src = section_src(p, p->kind, (unsigned)p->index);
+
+	for (size_t k = 0; k < nk->nkeys; k++) {
+		if (strcmp(name, nk->keys[k].name) != 0)
+			continue;
+		if (seen_once(p, &src->seen, nk->keys[k].bit, name))
+			nk->keys[k].parse(p, name, v);
+		return;
+	}
+	PERR(p, p->line, "unknown key %s in [%s.%s]", name, nk->word,
+	     *section_name(p, p->kind, (unsigned)p->index));
+}
 
 /* A section header [name] at the current line: find or create its entity. */
 static void section_begin(struct parse *p, const char *name)
 {
-	config *c = p->cfg;
-	const char *sub;
-
 	p->sec_line = p->line;
 	p->kind = SEC_BAD;
 	if (strcmp(name, "bridge") == 0) {
 		p->kind = SEC_BRIDGE;
 		return;
 	}
-	if (strncmp(name, "profile.", 8) == 0) {
-		sub = name + 8;
-		if (!name_ok(sub)) {
-			PERR(p, p->line, "bad profile name \"%s\": expected [A-Za-z0-9._-]{1,%d}", sub,
-			     CONFIG_NAME_MAX);
+	for (size_t k = 0; k < sizeof(named_kinds) / sizeof(named_kinds[0]); k++) {
+		const struct named_kind *nk = &named_kinds[k];
+		size_t n = strlen(nk->word);
+
+		if (strncmp(name, nk->word, n) == 0 && name[n] == '.') {
+			named_section_begin(p, nk, name + n + 1);
 			return;
 		}
-		for (unsigned i = 0; i < c->nprofiles; i++)
-			if (strcmp(c->profiles[i].name, sub) == 0) {
-				PERR(p, p->line, "duplicate section [profile.%s] (first at line %d)", sub,
-				     p->psrc[i].line);
-				return;
-			}
-		if (c->nprofiles >= CONFIG_MAX_PROFILES) {
-			PERR(p, p->line, "more than %d profiles", CONFIG_MAX_PROFILES);
-			return;
-		}
-		p->index = (int)c->nprofiles++;
-		c->profiles[p->index].index = (unsigned)p->index;
-		c->profiles[p->index].name = dup_str(p, sub);
-		p->psrc[p->index].line = p->line;
-		p->kind = SEC_PROFILE;
-		return;
-	}
-	if (strncmp(name, "client.", 7) == 0) {
-		sub = name + 7;
-		if (!name_ok(sub)) {
-			PERR(p, p->line, "bad client name \"%s\": expected [A-Za-z0-9._-]{1,%d}", sub,
-			     CONFIG_NAME_MAX);
-			return;
-		}
-		for (unsigned i = 0; i < c->nclients; i++)
-			if (strcmp(c->clients[i].name, sub) == 0) {
-				PERR(p, p->line, "duplicate section [client.%s] (first at line %d)", sub,
-				     p->csrc[i].line);
-				return;
-			}
-		if (c->nclients >= CONFIG_MAX_CLIENTS) {
-			PERR(p, p->line, "more than %d clients", CONFIG_MAX_CLIENTS);
-			return;
-		}
-		p->index = (int)c->nclients++;
-		c->clients[p->index].name = dup_str(p, sub);
-		p->csrc[p->index].line = p->line;
-		p->kind = SEC_CLIENT;
-		return;
 	}
 	PERR(p, p->line, "unknown section [%s] (expected [bridge], [profile.NAME] or [client.NAME])", name);
 }
@@ -639,8 +728,8 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	switch (p->kind) {
 	case SEC_BRIDGE: bridge_key(p, name, value); break;
-	case SEC_PROFILE: profile_key(p, name, value); break;
-	case SEC_CLIENT: client_key(p, name, value); break;
+	case SEC_PROFILE:
+	case SEC_CLIENT: named_section_key(p, name, value); break;
 	default: break; /* a bad section was reported once, at its header */
 	}
 	return 1;
@@ -664,26 +753,26 @@ static void check_profiles(struct parse *p, unsigned flags)
 		int rc;
 
 		for (size_t k = 0; k < sizeof(req) / sizeof(req[0]); k++)
-			if (!(src->seen & req[k].bit))
-				PERR(p, src->line, "[profile.%s]: missing %s", pr->name, req[k].key);
+			if (!(src->sec.seen & req[k].bit))
+				PERR(p, src->sec.line, "[profile.%s]: missing %s", pr->name, req[k].key);
 		if (!(flags & CONFIG_LOAD_SECRETS))
 			continue;
-		if (src->secret_file != NULL) {
-			rc = secret_read_file(src->secret_file, SECRET_SECRET_FILE_MAX, true,
+		if (src->secret.file != NULL) {
+			rc = secret_read_file(src->secret.file, SECRET_SECRET_FILE_MAX, true,
 					      &pr->client_secret, err);
 			if (rc != 0)
-				PERR(p, src->secret_line, "client_secret_file: %s", err);
+				PERR(p, src->secret.line, "client_secret_file: %s", err);
 		}
-		if (src->key_file != NULL) {
-			rc = secret_read_file(src->key_file, SNAP_PEM_MAX, false, &pem, err);
+		if (src->key.file != NULL) {
+			rc = secret_read_file(src->key.file, SNAP_PEM_MAX, false, &pem, err);
 			if (rc != 0) {
-				PERR(p, src->key_line, "private_key_file: %s", err);
+				PERR(p, src->key.line, "private_key_file: %s", err);
 			} else {
 				rc = snap_rsa_load_private_pem((const char *)pem->data, pem->len, &pr->key);
 				if (rc != 0)
-					PERR(p, src->key_line,
+					PERR(p, src->key.line,
 					     "private_key_file: %s is not an RSA private key in PEM (PKCS#8 or PKCS#1): %s",
-					     src->key_file, snap_strerror(rc));
+					     src->key.file, snap_strerror(rc));
 			}
 			secret_free(pem);
 		}
@@ -697,34 +786,30 @@ static void check_clients(struct parse *p)
 	for (unsigned i = 0; i < c->nclients; i++) {
 		acl_client *cl = &c->clients[i];
 		struct client_src *src = &p->csrc[i];
-		char buf[CONFIG_VALUE_MAX + 1];
-		char *items[CONFIG_LIST_ITEMS_MAX];
-		unsigned n;
+		struct list_value l;
 
-		if (!(src->seen & (K_UIDS | K_GIDS)))
-			PERR(p, src->line, "[client.%s]: needs uids or gids", cl->name);
-		if (!(src->seen & K_METHODS))
-			PERR(p, src->line, "[client.%s]: missing methods (use * for every method)", cl->name);
-		if (!(src->seen & K_PROFILES)) {
-			PERR(p, src->line, "[client.%s]: missing profiles (use * for every profile)", cl->name);
+		if (!(src->sec.seen & (K_UIDS | K_GIDS)))
+			PERR(p, src->sec.line, "[client.%s]: needs uids or gids", cl->name);
+		if (!(src->sec.seen & K_METHODS))
+			PERR(p, src->sec.line, "[client.%s]: missing methods (use * for every method)", cl->name);
+		if (!(src->sec.seen & K_PROFILES)) {
+			PERR(p, src->sec.line, "[client.%s]: missing profiles (use * for every profile)", cl->name);
 			continue;
 		}
 		if (src->profiles == NULL)
 			continue;
-		snprintf(buf, sizeof(buf), "%s", src->profiles);
-		n = split_list(buf, items, CONFIG_LIST_ITEMS_MAX);
-		if (n == 0)
-			PERR(p, src->profiles_line, "profiles: empty list (use * for every profile)");
-		for (unsigned k = 0; k < n; k++) {
+		split_list(p, src->profiles_line, "profiles", " (use * for every profile)",
+			   src->profiles, &l);
+		for (unsigned k = 0; k < l.n; k++) {
 			const profile *pr;
 
-			if (strcmp(items[k], "*") == 0) {
+			if (strcmp(l.items[k], "*") == 0) {
 				cl->profiles = ~(uint32_t)0;
 				continue;
 			}
-			pr = config_profile(c, items[k]);
+			pr = config_profile(c, l.items[k]);
 			if (pr == NULL) {
-				PERR(p, src->profiles_line, "profiles: no [profile.%s]", items[k]);
+				PERR(p, src->profiles_line, "profiles: no [profile.%s]", l.items[k]);
 				continue;
 			}
 			cl->profiles |= (uint32_t)1 << pr->index;
@@ -746,8 +831,8 @@ static void check_bridge(struct parse *p)
 static void free_src(struct parse *p)
 {
 	for (unsigned i = 0; i < CONFIG_MAX_PROFILES; i++) {
-		free(p->psrc[i].secret_file);
-		free(p->psrc[i].key_file);
+		free(p->psrc[i].secret.file);
+		free(p->psrc[i].key.file);
 	}
 	for (unsigned i = 0; i < CONFIG_MAX_CLIENTS; i++)
 		free(p->csrc[i].profiles);

@@ -335,8 +335,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (journal_open(b, jerr) != 0) {
-		log_msg(LOG_LVL_ERROR, "refusing to start: the state in %s cannot be used: %s "
-			"(check it with doku-bridged --config FILE --verify-state)", b->cfg->state_dir, jerr);
+		log_msg(LOG_LVL_ERROR, "refusing to start: %s. Check it with: doku-bridged --config %s "
+			"--verify-state", jerr, d.config_path);
 		goto out;
 	}
 	rc = server_start(b, &b->srv);

@@ -5,6 +5,7 @@
 #include <wolfssl/wolfcrypt/random.h>
 
 #include "sealed.h"
+#include "keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -105,6 +106,7 @@ int sealed_key_load_file(const char *path, sealed_key **out, char err[SEALED_ERR
 {
 	unsigned char buf[SEALED_KEY_FILE_MAX + 1];
 	unsigned char key[SEALED_KEY_LEN];
+	char why[KEYFILE_ERR_MAX];
 	struct stat st;
 	size_t len = 0;
 	int fd = -1, rc = SEALED_ERR_KEYFILE;
@@ -116,24 +118,10 @@ int sealed_key_load_file(const char *path, sealed_key **out, char err[SEALED_ERR
 		snprintf(err, SEALED_ERR_MAX, "key file %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (fstat(fd, &st) != 0) {
-		snprintf(err, SEALED_ERR_MAX, "key file %s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, SEALED_ERR_MAX, "key file %s: not a regular file", path);
-		goto out;
-	}
-	if ((st.st_mode & 077) != 0) {
-		snprintf(err, SEALED_ERR_MAX,
-			 "key file %s: permissions %04o are too open (group or others may "
-			 "access it); it must be mode 0600 or 0400",
-			 path, (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		snprintf(err, SEALED_ERR_MAX, "key file %s: owned by uid %u, not by uid %u or root",
-			 path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (keyfile_check(fd, path, &st, why) != 0) {
+		/* the reason names the path; it is cut where the prefix leaves no room */
+		snprintf(err, SEALED_ERR_MAX, "key file: %.*s",
+			 (int)(SEALED_ERR_MAX - sizeof("key file: ")), why);
 		goto out;
 	}
 	for (;;) {

@@ -1,5 +1,6 @@
 /* Protected memory for secrets, and secret files read as ssh reads keys. */
 #include "secrets.h"
+#include "keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+_Static_assert(SECRET_ERR_MAX >= KEYFILE_ERR_MAX, "a key file's reason fits a secret's error");
 
 #define SLAB_SIZE (64u * 1024u)  /* one mapping shared by the blocks of a size class */
 #define CLASS_MIN_SHIFT 6        /* smallest block: 64 bytes */
@@ -184,30 +187,9 @@ int secret_read_file(const char *path, size_t max, bool strip_newline, secret **
 		snprintf(err, SECRET_ERR_MAX, "cannot open %s: %s", path, strerror(errno));
 		return rc;
 	}
-	if (fstat(fd, &st) != 0) {
-		rc = -errno;
-		snprintf(err, SECRET_ERR_MAX, "cannot stat %s: %s", path, strerror(errno));
+	rc = keyfile_check(fd, path, &st, err);
+	if (rc != 0)
 		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		snprintf(err, SECRET_ERR_MAX, "%s is not a regular file", path);
-		goto out;
-	}
-	if ((st.st_mode & 077) != 0) {
-		rc = -EPERM;
-		snprintf(err, SECRET_ERR_MAX,
-			 "permissions 0%03o for %s are too open: it must not be accessible by "
-			 "group or others (chmod 600)",
-			 (unsigned)(st.st_mode & 0777), path);
-		goto out;
-	}
-	if (st.st_uid != geteuid() && st.st_uid != 0) {
-		rc = -EPERM;
-		snprintf(err, SECRET_ERR_MAX, "%s is owned by uid %lu, not by the daemon's user or root",
-			 path, (unsigned long)st.st_uid);
-		goto out;
-	}
 	if ((uint64_t)st.st_size > max || max > SECRET_MAX) {
 		rc = -EFBIG;
 		snprintf(err, SECRET_ERR_MAX, "%s is larger than %zu bytes", path, max);

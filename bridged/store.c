@@ -325,19 +325,81 @@ static void copy_cut(char *dst, size_t cap, const char *src)
 
 /* ---- sqlite helpers (worker thread, or open/verify before it) ---- */
 
-/* Run a statement that returns no rows, and reset it. 0 or an error. */
-static int step_done(sqlite3_stmt *s)
+/* Run a statement that returns no rows, and reset it. 0 or an error; a
+ * failed constraint is on_constraint. */
+static int step_write(sqlite3_stmt *s, int on_constraint)
 {
 	int rc = sqlite3_step(s);
 
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
-	return rc == SQLITE_DONE ? 0 : sql_err(rc);
+	if (rc == SQLITE_DONE)
+		return 0;
+	return (rc & 0xff) == SQLITE_CONSTRAINT ? on_constraint : sql_err(rc);
 }
 
-static int bind_text(sqlite3_stmt *s, int i, const char *v)
+/* As step_write, a failed constraint being an I/O error like any other. */
+static int step_done(sqlite3_stmt *s)
 {
-	return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC) == SQLITE_OK ? 0 : STORE_ERR_NOMEM;
+	return step_write(s, STORE_ERR_IO);
+}
+
+/* One value bound to a statement's parameter; the statement borrows it. */
+struct sql_arg {
+	enum { ARG_TEXT, ARG_INT, ARG_BLOB } type;
+	const void *p;  /* text (NUL-terminated), blob (NULL binds NULL) */
+	int64_t n;      /* int: the value; blob: its length */
+};
+
+static struct sql_arg arg_text(const char *v)
+{
+	return (struct sql_arg){ .type = ARG_TEXT, .p = v };
+}
+
+static struct sql_arg arg_int(int64_t v)
+{
+	return (struct sql_arg){ .type = ARG_INT, .n = v };
+}
+
+static struct sql_arg arg_blob(const void *v, size_t len)
+{
+	return (struct sql_arg){ .type = ARG_BLOB, .p = v, .n = (int64_t)len };
+}
+
+#define ARGS_N(args) (sizeof(args) / sizeof((args)[0]))
+
+/* Bind args[0..n) to parameters ?1..?n of s. 0, or NOMEM with s reset. */
+static int bind_args(sqlite3_stmt *s, const struct sql_arg *args, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int col = (int)i + 1, rc;
+
+		switch (args[i].type) {
+		case ARG_TEXT:
+			rc = sqlite3_bind_text(s, col, args[i].p, -1, SQLITE_STATIC);
+			break;
+		case ARG_INT:
+			rc = sqlite3_bind_int64(s, col, args[i].n);
+			break;
+		default:
+			rc = sqlite3_bind_blob(s, col, args[i].p, (int)args[i].n, SQLITE_STATIC);
+			break;
+		}
+		if (rc != SQLITE_OK) {
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			return STORE_ERR_NOMEM;
+		}
+	}
+	return 0;
+}
+
+/* Bind args to s and run it (it returns no rows) as step_write. */
+static int bind_write(sqlite3_stmt *s, const struct sql_arg *args, size_t n, int on_constraint)
+{
+	int rc = bind_args(s, args, n);
+
+	return rc != 0 ? rc : step_write(s, on_constraint);
 }
 
 /* Column i as text into dst[cap]; CORRUPT when it does not fit. NULL is "". */
@@ -518,7 +580,6 @@ static int alloc_slots(store_req *r, size_t n)
 
 static int exec_session_put(store *st, store_req *r)
 {
-	sqlite3_stmt *s = st->stmt[S_SESSION_PUT];
 	const struct sess_slot *in = &r->sess_in;
 	unsigned char *acc = NULL, *ref = NULL;
 	size_t acc_len = 0, ref_len = 0;
@@ -527,36 +588,38 @@ static int exec_session_put(store *st, store_req *r)
 	rc = seal_token(st, &in->key, "access", in->access, in->access_len, &acc, &acc_len);
 	if (rc == 0)
 		rc = seal_token(st, &in->key, "refresh", in->refresh, in->refresh_len, &ref, &ref_len);
-	if (rc != 0)
-		goto out;
-	rc = STORE_ERR_NOMEM;
-	if (bind_text(s, 1, in->key.profile) != 0 || bind_text(s, 2, in->key.customer_ref) != 0 ||
-	    sqlite3_bind_blob(s, 3, acc, (int)acc_len, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 4, in->access_expiry) != SQLITE_OK ||
-	    sqlite3_bind_blob(s, 5, ref, (int)ref_len, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 6, in->refresh_expiry) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 7, now_ms()) != SQLITE_OK) {
-		sqlite3_reset(s);
-		sqlite3_clear_bindings(s);
-		goto out;
+	if (rc == 0) {
+		const struct sql_arg args[] = {
+			arg_text(in->key.profile), arg_text(in->key.customer_ref),
+			arg_blob(acc, acc_len), arg_int(in->access_expiry),
+			arg_blob(ref, ref_len), arg_int(in->refresh_expiry),
+			arg_int(now_ms()),
+		};
+
+		rc = bind_write(st->stmt[S_SESSION_PUT], args, ARGS_N(args), STORE_ERR_IO);
 	}
-	rc = step_done(s);
-out:
 	free(acc);
 	free(ref);
 	return rc;
 }
 
+/* Bind r's session name (profile, customer_ref) to ?1 and ?2 of s. */
+static int bind_session_key(sqlite3_stmt *s, const store_req *r)
+{
+	const struct sql_arg args[] = {
+		arg_text(r->sess_in.key.profile), arg_text(r->sess_in.key.customer_ref),
+	};
+
+	return bind_args(s, args, ARGS_N(args));
+}
+
 static int exec_session_get(store *st, store_req *r)
 {
 	sqlite3_stmt *s = st->stmt[S_SESSION_GET];
-	int rc;
+	int rc = bind_session_key(s, r);
 
-	if (bind_text(s, 1, r->sess_in.key.profile) != 0 ||
-	    bind_text(s, 2, r->sess_in.key.customer_ref) != 0) {
-		rc = STORE_ERR_NOMEM;
+	if (rc != 0)
 		goto out;
-	}
 	rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE) {
 		rc = STORE_ERR_NOT_FOUND;
@@ -586,14 +649,10 @@ out:
 static int exec_session_delete(store *st, store_req *r)
 {
 	sqlite3_stmt *s = st->stmt[S_SESSION_DELETE];
-	int rc;
+	int rc = bind_session_key(s, r);
 
-	if (bind_text(s, 1, r->sess_in.key.profile) != 0 ||
-	    bind_text(s, 2, r->sess_in.key.customer_ref) != 0) {
-		sqlite3_clear_bindings(s);
-		return STORE_ERR_NOMEM;
-	}
-	rc = step_done(s);
+	if (rc == 0)
+		rc = step_done(s);
 	if (rc == 0 && sqlite3_changes(st->db) == 0)
 		rc = STORE_ERR_NOT_FOUND;
 	return rc;
@@ -607,8 +666,7 @@ static int exec_session_list(store *st, store_req *r)
 
 	if (alloc_slots(r, STORE_SESSION_PAGE) != 0)
 		return STORE_ERR_NOMEM;
-	if (bind_text(s, 1, r->sess_in.key.profile) != 0 ||
-	    bind_text(s, 2, r->sess_in.key.customer_ref) != 0 ||
+	if (bind_session_key(s, r) != 0 ||
 	    sqlite3_bind_int(s, 3, STORE_SESSION_PAGE + 1) != SQLITE_OK) {
 		rc = STORE_ERR_NOMEM;
 		goto out;
@@ -664,106 +722,56 @@ static int fetch_one(sqlite3_stmt *s, store_req *r)
 	return rc;
 }
 
+/* r->in's row: by (profile, partner_reference_no, method), by (profile,
+ * partner_reference_no) when no method is given, else by (profile, external_id). */
 static int find_by_key(store *st, store_req *r)
 {
 	const store_row *k = &r->in;
-	sqlite3_stmt *s;
+	const bool by_ref = k->partner_reference_no[0] != '\0';
+	const bool by_method = by_ref && k->method[0] != '\0';
+	const struct sql_arg args[] = {
+		arg_text(k->profile),
+		arg_text(by_ref ? k->partner_reference_no : k->external_id),
+		arg_text(k->method), /* ?3 of S_FIND_KEY only */
+	};
+	sqlite3_stmt *s = st->stmt[by_method ? S_FIND_KEY : by_ref ? S_FIND_REF : S_FIND_EXTERNAL];
+	int rc = bind_args(s, args, by_method ? 3 : 2);
 
-	if (k->partner_reference_no[0] != '\0') {
-		s = st->stmt[k->method[0] != '\0' ? S_FIND_KEY : S_FIND_REF];
-		if (bind_text(s, 1, k->profile) != 0 ||
-		    bind_text(s, 2, k->partner_reference_no) != 0 ||
-		    (k->method[0] != '\0' && bind_text(s, 3, k->method) != 0))
-			return STORE_ERR_NOMEM;
-	} else {
-		s = st->stmt[S_FIND_EXTERNAL];
-		if (bind_text(s, 1, k->profile) != 0 || bind_text(s, 2, k->external_id) != 0)
-			return STORE_ERR_NOMEM;
-	}
-	return fetch_one(s, r);
+	return rc != 0 ? rc : fetch_one(s, r);
 }
 
 static int exec_intent(store *st, store_req *r)
 {
-	sqlite3_stmt *s = st->stmt[S_INTENT];
 	const store_row *in = &r->in;
+	const struct sql_arg args[] = {
+		arg_int(in->created_ms), arg_text(in->method),
+		arg_text(in->profile), arg_text(in->customer_ref),
+		arg_text(in->partner_reference_no), arg_text(in->original_reference_no),
+		arg_text(in->external_id), arg_text(in->amount_value),
+		arg_text(in->amount_currency), arg_text(in->body_sha256),
+		arg_text(in->request_time),
+	};
 	int rc = find_by_key(st, r);
 
 	if (rc == 0)
 		return STORE_ERR_EXISTS;
 	if (rc != STORE_ERR_NOT_FOUND)
 		return rc;
-	if (sqlite3_bind_int64(s, 1, in->created_ms) != SQLITE_OK || bind_text(s, 2, in->method) ||
-	    bind_text(s, 3, in->profile) || bind_text(s, 4, in->customer_ref) ||
-	    bind_text(s, 5, in->partner_reference_no) || bind_text(s, 6, in->original_reference_no) ||
-	    bind_text(s, 7, in->external_id) || bind_text(s, 8, in->amount_value) ||
-	    bind_text(s, 9, in->amount_currency) || bind_text(s, 10, in->body_sha256) ||
-	    bind_text(s, 11, in->request_time)) {
-		sqlite3_clear_bindings(s);
-		return STORE_ERR_NOMEM;
-	}
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT)
-		return STORE_ERR_DUPLICATE;
-	if (rc != SQLITE_DONE)
-		return sql_err(rc);
-	r->res.id = sqlite3_last_insert_rowid(st->db);
-	return 0;
-}
-
-static int why_unchanged(store *st, int64_t id);
-
-/* Row r->id, in state r->in.state, is sent again: its attempt so far goes to
- * attempts, the row takes the new attempt's fields and becomes PENDING. */
-static int exec_reissue(store *st, store_req *r)
-{
-	sqlite3_stmt *save = st->stmt[S_ATTEMPT_SAVE], *s = st->stmt[S_REISSUE];
-	const store_row *in = &r->in;
-	const char *from = store_state_name(in->state);
-	int64_t now = now_ms();
-	int rc;
-
-	if (sqlite3_bind_int64(save, 1, r->id) != SQLITE_OK || bind_text(save, 2, from) ||
-	    sqlite3_bind_int64(save, 3, now) != SQLITE_OK) {
-		sqlite3_clear_bindings(save);
-		return STORE_ERR_NOMEM;
-	}
-	rc = sqlite3_step(save);
-	sqlite3_reset(save);
-	sqlite3_clear_bindings(save);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		return STORE_ERR_DUPLICATE;
-	if (rc != SQLITE_DONE)
-		return sql_err(rc);
-	if (sqlite3_changes(st->db) == 0)
-		return why_unchanged(st, r->id);
-	if (sqlite3_bind_int64(s, 1, r->id) != SQLITE_OK || bind_text(s, 2, from) ||
-	    bind_text(s, 3, in->external_id) || bind_text(s, 4, in->request_time) ||
-	    bind_text(s, 5, in->body_sha256) || bind_text(s, 6, in->amount_value) ||
-	    bind_text(s, 7, in->amount_currency) || sqlite3_bind_int64(s, 8, now) != SQLITE_OK ||
-	    bind_text(s, 9, in->detail)) {
-		sqlite3_clear_bindings(s);
-		return STORE_ERR_NOMEM;
-	}
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	sqlite3_clear_bindings(s);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT)
-		return STORE_ERR_DUPLICATE;
-	if (rc != SQLITE_DONE)
-		return sql_err(rc);
-	return sqlite3_changes(st->db) == 0 ? why_unchanged(st, r->id) : 0;
+	rc = bind_write(st->stmt[S_INTENT], args, ARGS_N(args), STORE_ERR_DUPLICATE);
+	if (rc == 0)
+		r->res.id = sqlite3_last_insert_rowid(st->db);
+	return rc;
 }
 
 /* After an UPDATE of row id that changed nothing: NOT_FOUND or STATE. */
 static int why_unchanged(store *st, int64_t id)
 {
 	sqlite3_stmt *s = st->stmt[S_STATE_OF];
-	int rc;
+	const struct sql_arg args[] = { arg_int(id) };
+	int rc = bind_args(s, args, ARGS_N(args));
 
-	sqlite3_bind_int64(s, 1, id);
+	if (rc != 0)
+		return rc;
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
@@ -772,48 +780,64 @@ static int why_unchanged(store *st, int64_t id)
 	return rc == SQLITE_DONE ? STORE_ERR_NOT_FOUND : sql_err(rc);
 }
 
-static int exec_outcome(store *st, store_req *r)
+/* After an UPDATE of row id: 0 when it changed the row, else why not. */
+static int changed_or_why(store *st, int64_t id)
 {
-	sqlite3_stmt *s = st->stmt[S_OUTCOME];
+	return sqlite3_changes(st->db) > 0 ? 0 : why_unchanged(st, id);
+}
+
+/* Row r->id, in state r->in.state, is sent again: its attempt so far goes to
+ * attempts, the row takes the new attempt's fields and becomes PENDING. */
+static int exec_reissue(store *st, store_req *r)
+{
 	const store_row *in = &r->in;
+	const char *from = store_state_name(in->state);
+	const int64_t now = now_ms();
+	const struct sql_arg save[] = { arg_int(r->id), arg_text(from), arg_int(now) };
+	const struct sql_arg reissue[] = {
+		arg_int(r->id), arg_text(from),
+		arg_text(in->external_id), arg_text(in->request_time),
+		arg_text(in->body_sha256), arg_text(in->amount_value),
+		arg_text(in->amount_currency), arg_int(now),
+		arg_text(in->detail),
+	};
 	int rc;
 
-	if (sqlite3_bind_int64(s, 1, r->id) != SQLITE_OK ||
-	    bind_text(s, 2, store_state_name(in->state)) ||
-	    sqlite3_bind_int64(s, 3, now_ms()) != SQLITE_OK ||
-	    sqlite3_bind_int(s, 4, (int)in->http_status) != SQLITE_OK ||
-	    bind_text(s, 5, in->response_code) || bind_text(s, 6, in->response_message) ||
-	    (r->in_blob != NULL ? sqlite3_bind_blob(s, 7, r->in_blob, (int)in->response_len,
-						    SQLITE_STATIC)
-				: sqlite3_bind_null(s, 7)) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 8, in->next_attempt_ms) != SQLITE_OK ||
-	    bind_text(s, 9, in->detail)) {
-		sqlite3_clear_bindings(s);
-		return STORE_ERR_NOMEM;
-	}
-	rc = step_done(s);
-	if (rc == 0 && sqlite3_changes(st->db) == 0)
-		rc = why_unchanged(st, r->id);
+	rc = bind_write(st->stmt[S_ATTEMPT_SAVE], save, ARGS_N(save), STORE_ERR_DUPLICATE);
+	if (rc == 0)
+		rc = changed_or_why(st, r->id);
+	if (rc == 0)
+		rc = bind_write(st->stmt[S_REISSUE], reissue, ARGS_N(reissue), STORE_ERR_DUPLICATE);
+	if (rc == 0)
+		rc = changed_or_why(st, r->id);
 	return rc;
+}
+
+static int exec_outcome(store *st, store_req *r)
+{
+	const store_row *in = &r->in;
+	const struct sql_arg args[] = {
+		arg_int(r->id), arg_text(store_state_name(in->state)),
+		arg_int(now_ms()), arg_int((int)in->http_status),
+		arg_text(in->response_code), arg_text(in->response_message),
+		arg_blob(r->in_blob, in->response_len), arg_int(in->next_attempt_ms),
+		arg_text(in->detail),
+	};
+	int rc = bind_write(st->stmt[S_OUTCOME], args, ARGS_N(args), STORE_ERR_IO);
+
+	return rc == 0 ? changed_or_why(st, r->id) : rc;
 }
 
 static int exec_reconciled(store *st, store_req *r)
 {
-	sqlite3_stmt *s = st->stmt[S_RECONCILED];
-	int rc;
+	const struct sql_arg args[] = {
+		arg_int(r->id), arg_text(store_state_name(r->in.state)),
+		arg_int(now_ms()), arg_int(r->in.next_attempt_ms),
+		arg_text(r->in.detail),
+	};
+	int rc = bind_write(st->stmt[S_RECONCILED], args, ARGS_N(args), STORE_ERR_IO);
 
-	if (sqlite3_bind_int64(s, 1, r->id) != SQLITE_OK ||
-	    bind_text(s, 2, store_state_name(r->in.state)) ||
-	    sqlite3_bind_int64(s, 3, now_ms()) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 4, r->in.next_attempt_ms) != SQLITE_OK ||
-	    bind_text(s, 5, r->in.detail)) {
-		sqlite3_clear_bindings(s);
-		return STORE_ERR_NOMEM;
-	}
-	rc = step_done(s);
-	if (rc == 0 && sqlite3_changes(st->db) == 0)
-		rc = why_unchanged(st, r->id);
-	return rc;
+	return rc == 0 ? changed_or_why(st, r->id) : rc;
 }
 
 /* Read up to r->limit rows of a bound ROW_NO_RESPONSE statement. With
@@ -849,6 +873,11 @@ static int exec_list(store *st, store_req *r)
 			    r->in.state != STORE_STATE_ANY, r->from_ms != 0, r->to_ms != 0,
 			    r->before_id != 0 };
 	static const char order[] = " ORDER BY id DESC LIMIT ?7";
+	const struct sql_arg args[] = {
+		arg_text(r->in.profile), arg_text(r->in.customer_ref),
+		arg_text(store_state_name(r->in.state)), arg_int(r->from_ms),
+		arg_int(r->to_ms), arg_int(r->before_id), arg_int((int)r->limit + 1),
+	};
 	char sql[LIST_SQL_MAX] = ROW_NO_RESPONSE "WHERE 1";
 	sqlite3_stmt *s = NULL;
 	size_t len = strlen(sql);
@@ -868,14 +897,8 @@ static int exec_list(store *st, store_req *r)
 	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
 	if (rc != SQLITE_OK)
 		return sql_err(rc);
-	if (bind_text(s, 1, r->in.profile) || bind_text(s, 2, r->in.customer_ref) ||
-	    bind_text(s, 3, store_state_name(r->in.state)) ||
-	    sqlite3_bind_int64(s, 4, r->from_ms) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 5, r->to_ms) != SQLITE_OK ||
-	    sqlite3_bind_int64(s, 6, r->before_id) != SQLITE_OK ||
-	    sqlite3_bind_int(s, 7, (int)r->limit + 1) != SQLITE_OK)
-		rc = STORE_ERR_NOMEM;
-	else
+	rc = bind_args(s, args, ARGS_N(args));
+	if (rc == 0)
 		rc = fetch_rows(s, r, true);
 	sqlite3_finalize(s);
 	return rc;
@@ -1198,9 +1221,8 @@ static int refuse(int code, char err[STORE_ERR_MAX], const char *path, const cha
 	switch (code) {
 	case STORE_ERR_CORRUPT:
 		errtext(err, STORE_ERR_MAX,
-			 "state database %s is corrupt: %s. Refusing to use it: check it with "
-			 "--verify-state, save what is readable with --export-journal, then "
-			 "restore a backup or move it away",
+			 "state database %s is corrupt: %s. Save what is readable with "
+			 "--export-journal, then restore a backup or move it away",
 			 path, why);
 		break;
 	case STORE_ERR_VERSION:
@@ -1236,8 +1258,13 @@ static int db_check(sqlite3 *db, bool full, FILE *report, char *why, size_t cap)
 		if (t == NULL || strcmp(t, "ok") == 0)
 			continue;
 		n++;
-		if (report != NULL)
-			fprintf(report, "  problem: %s\n", t);
+		for (const char *l = t; report != NULL && *l != '\0';) { /* a row may hold lines */
+			size_t len = strcspn(l, "\n");
+
+			if (len > 0)
+				fprintf(report, "  problem: %.*s\n", (int)len, l);
+			l += len + (l[len] == '\n');
+		}
 		if (used + 2 < cap) {
 			int w = snprintf(why + used, cap - used, "%s%s", used > 0 ? "; " : "", t);
 
@@ -1881,8 +1908,13 @@ static int open_readonly(const char *path, sqlite3 **db, char name[STORE_PATH_MA
 		errtext(why, cap, "%s: path too long", path);
 		return STORE_ERR_INVALID;
 	}
-	if (access(name, R_OK) != 0) {
+	if (stat(name, &sb) != 0 || access(name, R_OK) != 0) {
 		errtext(why, cap, "%s: %s", name, strerror(errno));
+		return STORE_ERR_IO;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		errtext(why, cap, "%s: not a regular file%s", name,
+			S_ISDIR(sb.st_mode) ? " (a directory)" : "");
 		return STORE_ERR_IO;
 	}
 	rc = sqlite3_open_v2(name, db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
@@ -1908,8 +1940,9 @@ int store_verify(const char *path, FILE *report)
 	int64_t version = 0, n = 0;
 	int rc;
 
+	name[0] = '\0';
 	rc = open_readonly(path, &db, name, why, sizeof(why));
-	fprintf(report, "state database: %s\n", rc == 0 ? name : path);
+	fprintf(report, "state database: %s\n", name[0] != '\0' ? name : path);
 	if (rc != 0) {
 		fprintf(report, "cannot open: %s\n", why);
 		goto out;
