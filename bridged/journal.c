@@ -586,6 +586,15 @@ static void on_query_done(struct call *c)
 	enum store_state st;
 	snap_code rc;
 
+	if (c->http == 0 && q->j->b->draining) {
+		/* cut by our own shutdown (drain_timeout_ms), not an answer of DOKU: not an
+		 * attempt; the row keeps its schedule and the next start asks it */
+		log_msg(LOG_LVL_INFO, "reconcile: row=%" PRId64 " method=%s ref=%s: the status query "
+			"was cut by the shutdown; not counted, asked again after the next start",
+			q->row.id, q->row.method, q->row.partner_reference_no);
+		query_end(q);
+		return;
+	}
 	st = reconcile_read(&q->row, &a, now, detail);
 	next = next_attempt(q, now);
 	if (st == STORE_UNKNOWN && c->http == 0 && c->code == CODE(FAILED_PRECONDITION))
@@ -773,6 +782,7 @@ static Doku__Wallet__V1__Operation *operation_of(struct call *c, const store_row
 	o->created_at = arena_time(c, row->created_ms);
 	o->updated_at = arena_time(c, row->updated_ms);
 	o->reconcile_attempts = row->attempts;
+	o->detail = arena_str(c, row->detail);
 	if (row->response != NULL && row->response_len > 0) {
 		uint8_t *p = snap_arena_alloc(&c->arena, row->response_len);
 
@@ -785,7 +795,7 @@ static Doku__Wallet__V1__Operation *operation_of(struct call *c, const store_row
 	if (o->method == NULL || o->profile == NULL || o->customer_ref == NULL ||
 	    o->partner_reference_no == NULL || o->external_id == NULL || a->value == NULL ||
 	    a->currency == NULL || o->body_sha256 == NULL || o->response_code == NULL ||
-	    o->response_message == NULL)
+	    o->response_message == NULL || o->detail == NULL)
 		return NULL;
 	return o;
 }

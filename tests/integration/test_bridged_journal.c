@@ -604,6 +604,10 @@ static void test_partial_refund_reconciled(void **state)
 	assert_string_equal(g->operation->external_id, ext);
 	assert_string_equal(g->operation->amount->value, "5000.00");
 	assert_true(g->operation->reconcile_attempts >= 1);
+	/* what settled it: the refund's own transaction; DOKU's answer to the call stays */
+	assert_non_null(strstr(g->operation->detail, "GetTransaction"));
+	assert_non_null(strstr(g->operation->detail, "DONE"));
+	assert_int_equal(g->operation->http_status, 504);
 	dokubridge_message_free(g);
 
 	/* the journal agrees with DOKU's world: this refund, of this part, once */
@@ -753,6 +757,7 @@ static void test_verify_and_export(void **state)
 			assert_string_equal(str(r, "responseCode"), o->response_code);
 			assert_string_equal(str(r, "responseMessage"), o->response_message);
 			assert_int_equal(num(r, "attempts"), o->reconcile_attempts);
+			assert_string_equal(str(r, "detail"), o->detail);
 			assert_string_equal(json_is_null(json_object_get(r, "response")) ? "" :
 					    str(r, "response"), b64);
 			assert_int_equal(epoch_of(str(r, "updated")), epoch_of(o->updated_at));
