@@ -382,6 +382,10 @@ static int reissue(struct call *c, int64_t id, enum store_state from, const char
 	in.body_sha256 = digest;
 	in.amount_value = k.amount_value;
 	in.amount_currency = k.amount_currency;
+	if (from == STORE_PENDING) { /* the answer that refused the attempt's token */
+		in.refused_http = c->http;
+		in.refused_response_code = c->response_code;
+	}
 	c->journal_id = id;
 	return store_journal_reissue(c->b->journal->st, id, from, &in, detail, on_reissued, c);
 }

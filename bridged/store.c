@@ -139,8 +139,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	"WHERE state = 'UNKNOWN' ORDER BY next_attempt_ms, id LIMIT ?1",
 	[S_ATTEMPT_SAVE] = "INSERT INTO attempts (journal_id, external_id, request_time, body_sha256, "
 			   "state, http_status, response_code, replaced_ms) "
-			   "SELECT id, external_id, request_time, body_sha256, state, http_status, "
-			   "response_code, ?3 FROM journal WHERE id = ?1 AND state = ?2",
+			   "SELECT id, external_id, request_time, body_sha256, "
+			   "CASE WHEN ?4 > 0 THEN 'NOT_DONE' ELSE state END, "
+			   "CASE WHEN ?4 > 0 THEN ?4 ELSE http_status END, "
+			   "CASE WHEN ?4 > 0 THEN ?5 ELSE response_code END, ?3 "
+			   "FROM journal WHERE id = ?1 AND state = ?2",
 	[S_REISSUE] = "UPDATE journal SET external_id = ?3, request_time = ?4, body_sha256 = ?5, "
 		      "amount_value = ?6, amount_currency = ?7, state = 'PENDING', updated_ms = ?8, "
 		      "http_status = 0, response_code = '', response_message = '', response = NULL, "
@@ -793,7 +796,8 @@ static int exec_reissue(store *st, store_req *r)
 	const store_row *in = &r->in;
 	const char *from = store_state_name(in->state);
 	const int64_t now = now_ms();
-	const struct sql_arg save[] = { arg_int(r->id), arg_text(from), arg_int(now) };
+	const struct sql_arg save[] = { arg_int(r->id), arg_text(from), arg_int(now),
+					arg_int(in->http_status), arg_text(in->response_code) };
 	const struct sql_arg reissue[] = {
 		arg_int(r->id), arg_text(from),
 		arg_text(in->external_id), arg_text(in->request_time),
@@ -1806,6 +1810,11 @@ int store_journal_reissue(store *st, int64_t id, enum store_state from, const st
 	rc |= copy_in(row->amount_currency, sizeof(row->amount_currency), in->amount_currency,
 		      false);
 	copy_cut(row->detail, sizeof(row->detail), detail);
+	if (from == STORE_PENDING && in->refused_http > 0) {
+		row->http_status = in->refused_http;
+		rc |= copy_in(row->response_code, sizeof(row->response_code),
+			      in->refused_response_code, false);
+	}
 	if (rc != 0) {
 		req_free(r);
 		return STORE_ERR_INVALID;

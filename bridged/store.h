@@ -203,6 +203,10 @@ typedef struct store_intent {
 	const char *body_sha256;           /* required: 64 lowercase hex digits */
 	const char *request_time;          /* the X-TIMESTAMP; may be NULL */
 	int64_t created_ms;                /* 0: now */
+	/* store_journal_reissue from PENDING only: DOKU's refusal of the attempt
+	 * replaced (a token refused: 401), kept with it as NOT_DONE. 0: none */
+	unsigned refused_http;
+	const char *refused_response_code; /* may be NULL */
 } store_intent;
 
 /* Record an intent (PENDING) before the request is sent. res.id is the new
@@ -240,8 +244,9 @@ int store_journal_reconciled(store *st, int64_t id, enum store_state state,
  * did not happen, asked again by its caller with the same partner reference).
  * Its attempt so far (external id, request time, digest, state, HTTP status,
  * responseCode) is kept in the row's earlier attempts (store_export_journal's
- * "earlier"); the row takes in's external_id, request_time, body_sha256 and
- * amount, and becomes PENDING (outcome fields cleared, detail set). Only
+ * "earlier"; from PENDING with in->refused_http set, it is kept as NOT_DONE
+ * with that answer); the row takes in's external_id, request_time, body_sha256
+ * and amount, and becomes PENDING (outcome fields cleared, detail set). Only
  * those members of in are read. NOT_FOUND; STATE when the row is not in
  * state from; DUPLICATE when the external id is journaled already. */
 int store_journal_reissue(store *st, int64_t id, enum store_state from, const store_intent *in,

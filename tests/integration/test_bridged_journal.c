@@ -532,7 +532,11 @@ static void test_401_retry(void **state)
 		num(json_array_get(earlier, 0), "httpStatus"),
 		str(json_array_get(earlier, 0), "responseCode"));
 	assert_string_equal(str(json_array_get(earlier, 0), "externalId"), ext1);
-	assert_string_not_equal(str(json_array_get(earlier, 0), "state"), "DONE");
+	/* kept with DOKU's refusal: it did not take effect */
+	assert_string_equal(str(json_array_get(earlier, 0), "state"), "NOT_DONE");
+	assert_int_equal(num(json_array_get(earlier, 0), "httpStatus"), 401);
+	assert_int_equal(strlen(str(json_array_get(earlier, 0), "responseCode")), 7);
+	assert_memory_equal(str(json_array_get(earlier, 0), "responseCode"), "401", 3);
 	json_decref(rows);
 }
 
