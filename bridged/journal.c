@@ -675,8 +675,8 @@ static void start_query(journal *j, const store_row *row)
 	q->row.response_len = 0;
 	snap_arena_init(&q->arena, QUERY_ARENA_MAX);
 	j->active++;
-	if (row->original_reference_no[0] != '\0') {
-		/* Cancel/Refund: the purchase's row gives its transactionDate */
+	if (row->original_reference_no[0] != '\0' && reconcile_needs_original(row->method)) {
+		/* Cancel: the purchase's row gives its transactionDate */
 		k.profile = row->profile;
 		k.method = "Purchase";
 		k.partner_reference_no = row->original_reference_no;

@@ -118,6 +118,16 @@ const char *reconcile_key_field(const char *method)
 	return r != NULL ? r->key_field : NULL;
 }
 
+bool reconcile_needs_original(const char *method)
+{
+	const struct rule *r = rule_of(method);
+
+	for (size_t i = 0; r != NULL && i < PARAMS_MAX && r->params[i].src != SRC_NONE; i++)
+		if (r->params[i].src == SRC_ORIGINAL_TIME)
+			return true;
+	return false;
+}
+
 const snap_endpoint *reconcile_status_endpoint(const char *method)
 {
 	const snap_endpoint *ep = rule_of(method) != NULL ? snap_endpoint_by_name(method) : NULL;

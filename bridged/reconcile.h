@@ -23,6 +23,7 @@
 #ifndef DOKU_BRIDGED_RECONCILE_H
 #define DOKU_BRIDGED_RECONCILE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -54,6 +55,10 @@ int reconcile_keys_of(const snap_endpoint *ep, const ProtobufCMessage *msg, reco
 /* The request field (proto name) that is the idempotency key of method's
  * requests; NULL when method does not move money. */
 const char *reconcile_key_field(const char *method);
+
+/* Whether reconcile_request for method's rows reads the journal row of the
+ * purchase they refer to (CancelPurchase: its transactionDate). */
+bool reconcile_needs_original(const char *method);
 
 /* The status endpoint that tells the outcome of method's requests; NULL when
  * method does not move money. */

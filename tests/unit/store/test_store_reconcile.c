@@ -55,6 +55,15 @@ static void test_table_complete(void **state)
 	assert_int_equal(n, sizeof(money) / sizeof(money[0]));
 	assert_null(reconcile_status_endpoint(NULL));
 	assert_null(reconcile_status_endpoint("Nope"));
+	/* the journal keys, and which rows need their purchase's row */
+	assert_string_equal(reconcile_key_field("RefundPurchase"), "partner_refund_no");
+	assert_string_equal(reconcile_key_field("CancelPurchase"), "original_partner_reference_no");
+	assert_string_equal(reconcile_key_field("TopUp"), "partner_reference_no");
+	assert_null(reconcile_key_field("GetBalance"));
+	assert_true(reconcile_needs_original("CancelPurchase"));
+	assert_false(reconcile_needs_original("RefundPurchase"));
+	assert_false(reconcile_needs_original("Purchase"));
+	assert_false(reconcile_needs_original("Nope"));
 }
 
 static void test_keys_of(void **state)
