@@ -170,6 +170,25 @@ static void delays_free(struct delays *d)
 
 /* ---- one HTTPS request -------------------------------------------------- */
 
+/* A refusal decided before the body is complete (an unknown path: 404; not
+ * POST: 405; a body declared, or grown, over SIM_BODY_MAX: 413) is answered
+ * only after the rest of the body has been read and thrown away, a lingering
+ * read as nginx's lingering_close. Answered at once, libmicrohttpd would
+ * close the connection with the body still arriving: the unread bytes make
+ * the kernel reset the connection, and a client still writing its body may
+ * meet the reset before it reads the answer (curl error 55). With Expect:
+ * 100-continue, libmicrohttpd asks for such a body (100 Continue) as the
+ * first call queued no answer.
+ *
+ * The wait is bounded. A refused body declared longer than
+ * SIM_BODY_LINGER_MAX is answered at once, before it is read, and the
+ * connection closed: a client that sent Expect: 100-continue then never
+ * sends it, one that did not may meet the reset. An undeclared (chunked)
+ * body is cut after SIM_BODY_DISCARD_MAX bytes, a refused one still arriving
+ * after SIM_BODY_LINGER_S too (a silent one after the idle timeout). Cut, the
+ * connection is closed without an answer: libmicrohttpd (0.9.75) takes an
+ * answer before the body or after all of it, never while it is arriving. */
+
 enum req_phase {
 	REQ_READING,   /* headers seen, body arriving */
 	REQ_HELD,      /* answer ready, connection suspended for a delay */
@@ -180,9 +199,12 @@ struct sim_req {
 	enum req_phase phase;
 	struct timespec started;     /* CLOCK_MONOTONIC */
 	const snap_endpoint *ep;
-	snap_buf body;               /* malloc-backed, at most SIM_BODY_MAX */
+	snap_buf body;               /* malloc-backed, at most SIM_BODY_MAX; freed once refused */
 	size_t seen;                 /* body bytes received, kept or not */
-	bool too_big;
+	size_t seen_max;             /* beyond this the connection is cut */
+	int refusal;                 /* 0, or the status answered once the body is in */
+	enum sim_verdict refusal_verdict;
+	const char *refusal_message; /* static text */
 	bool drop;                   /* close without an answer */
 	sim_fault fault;             /* kind SIM_FAULT_NONE when none */
 	bool fault_after_op;
@@ -231,6 +253,15 @@ static struct sim_req *req_new(struct MHD_Connection *conn, const char *url, con
 	ext = mhd_header(conn, "X-EXTERNAL-ID");
 	copy_trunc(r->entry.external_id, sizeof(r->entry.external_id), ext);
 	return r;
+}
+
+/* Refuse r: the answer waits for the end of the body, which is no longer kept. */
+static void req_refuse(struct sim_req *r, int http, enum sim_verdict v, const char *message)
+{
+	r->refusal = http;
+	r->refusal_verdict = v;
+	r->refusal_message = message;
+	snap_buf_free(&r->body);
 }
 
 static void req_free(struct sim_req *r)
@@ -345,14 +376,58 @@ static void req_process(sim_app *app, struct sim_req *r)
 	}
 }
 
-/* Answer before the body is read (MHD then closes the connection if a body
- * was on its way). */
-static enum MHD_Result answer_early(sim_app *app, struct MHD_Connection *conn, struct sim_req *r,
-				    int http, enum sim_verdict v, const char *message)
+/* Send r's refusal. Before the body is read, libmicrohttpd then closes the
+ * connection instead of reading it; after, the connection stays open. */
+static enum MHD_Result answer_refusal(sim_app *app, struct MHD_Connection *conn,
+				      struct sim_req *r)
 {
 	sim_snap_describe(&r->ex);
-	sim_snap_error(&r->ex, http, 0, v, "%s", message);
+	sim_snap_error(&r->ex, r->refusal, 0, r->refusal_verdict, "%s", r->refusal_message);
 	return req_answer(app, conn, r);
+}
+
+/* The first call for a request (headers in, no body yet): refuse what the
+ * request line and headers already tell, answer at once only a refused body
+ * declared too long to wait for. */
+static enum MHD_Result req_start(sim_app *app, struct MHD_Connection *conn, struct sim_req *r,
+				 const char *method)
+{
+	const char *cl = mhd_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	bool declared = cl != NULL && mhd_header(conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) == NULL;
+	unsigned long long length = declared ? strtoull(cl, NULL, 10) : 0;
+
+	/* a declared body cannot outgrow its length (libmicrohttpd reads no more) */
+	r->seen_max = declared ? SIM_BODY_LINGER_MAX : SIM_BODY_DISCARD_MAX;
+	if (r->ep == NULL)
+		req_refuse(r, 404, SIM_V_NOT_FOUND, "Not Found. No such endpoint");
+	else if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+		req_refuse(r, 405, SIM_V_METHOD, "Requested Function Is Not Supported. Use POST");
+	else if (length > SIM_BODY_MAX)
+		req_refuse(r, 413, SIM_V_TOO_LARGE, "Request Entity Too Large");
+	if (r->refusal != 0 && length > SIM_BODY_LINGER_MAX)
+		return answer_refusal(app, conn, r);
+	return MHD_YES;
+}
+
+/* One piece of the body: kept, or thrown away once refused. */
+static enum MHD_Result req_body(sim_app *app, struct sim_req *r, const char *data, size_t len)
+{
+	long deadline_s = r->refusal != 0 ? SIM_BODY_LINGER_S : SIM_REQUEST_DEADLINE_S;
+
+	if (elapsed_us(&r->started) > deadline_s * 1000000L) {
+		r->ex.verdict = SIM_V_TOO_SLOW;
+		req_log(app, r, 0);
+		return MHD_NO;
+	}
+	r->seen += len;
+	if (r->seen > r->seen_max) {
+		r->ex.verdict = SIM_V_TOO_LARGE;
+		req_log(app, r, 0);
+		return MHD_NO;
+	}
+	if (r->refusal == 0 && snap_buf_append(&r->body, data, len) != 0)
+		req_refuse(r, 413, SIM_V_TOO_LARGE, "Request Entity Too Large");
+	return MHD_YES;
 }
 
 static enum MHD_Result https_access(void *cls, struct MHD_Connection *conn, const char *url,
@@ -366,48 +441,24 @@ static enum MHD_Result https_access(void *cls, struct MHD_Connection *conn, cons
 
 	(void)version;
 	if (r == NULL) {
-		const char *cl;
-
 		r = req_new(conn, url, method);
 		if (r == NULL)
 			return MHD_NO;
 		*con_cls = r;
-		if (r->ep == NULL)
-			return answer_early(app, conn, r, 404, SIM_V_NOT_FOUND, "Not Found. No such endpoint");
-		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-			return answer_early(app, conn, r, 405, SIM_V_METHOD,
-					    "Requested Function Is Not Supported. Use POST");
-		cl = mhd_header(conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl != NULL && strtoull(cl, NULL, 10) > SIM_BODY_MAX)
-			return answer_early(app, conn, r, 413, SIM_V_TOO_LARGE,
-					    "Request Entity Too Large");
-		return MHD_YES;
+		return req_start(app, conn, r, method);
 	}
 	if (r->phase == REQ_HELD)
 		return req_answer(app, conn, r);
 	if (r->phase == REQ_DONE)
 		return MHD_NO;
 	if (*upload_data_size > 0) {
-		if (elapsed_us(&r->started) > SIM_REQUEST_DEADLINE_S * 1000000L) {
-			r->ex.verdict = SIM_V_TOO_SLOW;
-			req_log(app, r, 0);
-			return MHD_NO;
-		}
-		r->seen += *upload_data_size;
-		if (!r->too_big && snap_buf_append(&r->body, upload_data, *upload_data_size) != 0) {
-			r->too_big = true;
-			snap_buf_free(&r->body);
-		}
-		if (r->seen > SIM_BODY_DISCARD_MAX) {
-			r->ex.verdict = SIM_V_TOO_LARGE;
-			req_log(app, r, 0);
-			return MHD_NO;
-		}
+		enum MHD_Result ok = req_body(app, r, upload_data, *upload_data_size);
+
 		*upload_data_size = 0;
-		return MHD_YES;
+		return ok;
 	}
-	if (r->too_big)
-		return answer_early(app, conn, r, 413, SIM_V_TOO_LARGE, "Request Entity Too Large");
+	if (r->refusal != 0)
+		return answer_refusal(app, conn, r);
 	req_process(app, r);
 	if (r->fault.delay_ms > 0) {
 		r->phase = REQ_HELD;

@@ -6,7 +6,11 @@
  * (the connection is suspended, a timer thread resumes it), logs it and
  * answers. Bodies above SIM_BODY_MAX get 413, headers above SIM_CONN_MEMORY
  * 431, a silent connection is closed after the idle timeout, a body not
- * complete within SIM_REQUEST_DEADLINE_S closes the connection. */
+ * complete within SIM_REQUEST_DEADLINE_S closes the connection. A request
+ * refused before its body is read (404, 405, 413) is answered after the
+ * body has been read and thrown away (up to SIM_BODY_LINGER_MAX declared,
+ * SIM_BODY_DISCARD_MAX undeclared, within SIM_BODY_LINGER_S), so that a
+ * client still writing it gets the answer rather than a reset. */
 #ifndef DOKU_SNAPSIM_SERVER_H
 #define DOKU_SNAPSIM_SERVER_H
 

@@ -30,6 +30,9 @@ enum sim_err {
 /* HTTP side */
 #define SIM_BODY_MAX (64u * 1024u)           /* request bodies above this: 413 */
 #define SIM_BODY_DISCARD_MAX (1024u * 1024u) /* undeclared bodies above this: connection closed */
+#define SIM_BODY_LINGER_MAX (16u * 1024u * 1024u) /* a refused body declared up to this is read
+						      and thrown away before the answer */
+#define SIM_BODY_LINGER_S 10                 /* ... and must arrive within this (else closed) */
 #define SIM_CONN_MEMORY (32u * 1024u)        /* per connection; request line + headers must fit (else 431) */
 #define SIM_CONN_MAX 1024                    /* simultaneous connections per listener */
 #define SIM_IDLE_TIMEOUT_DEFAULT 10          /* seconds a connection may stay silent */
