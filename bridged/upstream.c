@@ -20,6 +20,7 @@ struct upstream {
 	struct list_node socks; /* struct up_sock being watched */
 	unsigned active;        /* requests in flight */
 	unsigned handles;       /* uv handles not yet closed */
+	bool default_cafile;    /* libcurl has a default CA file (bundle) */
 	bool closing;
 };
 
@@ -264,6 +265,18 @@ int upstream_new(uv_loop_t *loop, unsigned max_host_connections, upstream **out)
 	curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
 	curl_multi_setopt(u->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	upstream_set_max_host_connections(u, max_host_connections);
+#if LIBCURL_VERSION_NUM >= 0x075400 /* 7.84.0: CURLINFO_CAINFO */
+	{
+		CURL *e = curl_easy_init();
+		char *ca = NULL;
+
+		if (e == NULL)
+			goto fail;
+		u->default_cafile = curl_easy_getinfo(e, CURLINFO_CAINFO, &ca) == CURLE_OK &&
+				    ca != NULL && ca[0] != '\0';
+		curl_easy_cleanup(e);
+	}
+#endif
 	if (uv_timer_init(loop, &u->timer) != 0)
 		goto fail;
 	u->timer.data = u;
@@ -327,6 +340,18 @@ int upstream_start(upstream *u, up_req *r)
 	cc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (r->ca_file != NULL)
 		cc |= curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
+	/* Only the CA file (ca_file, or libcurl's bundle), no CA directory:
+	 * libcurl (OpenSSL) keeps the parsed CA file in the multi handle for
+	 * UP_CA_CACHE_S only when no CA directory is set, and Debian's libcurl
+	 * sets /etc/ssl/certs by default. Without the cache every new connection
+	 * (each money-moving call) parsed the whole file again on the loop: with
+	 * the system's bundle (~145 certificates) ~24 ms of CPU per connection,
+	 * ~1 ms with the cache. Kept when there is no CA file to fall back on. */
+	if (r->ca_file != NULL || u->default_cafile)
+		cc |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0 */
+	cc |= curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, (long)UP_CA_CACHE_S);
+#endif
 	cc |= curl_easy_setopt(e, CURLOPT_SHARE, u->share);
 	cc |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, r->fresh_connection ? 1L : 0L);
 	cc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);

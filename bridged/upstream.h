@@ -1,7 +1,10 @@
 /* HTTPS to DOKU: one libcurl multi handle driven by the libuv loop (the
  * multi-socket pattern: a uv_poll_t per socket, one uv_timer_t for curl's
  * timeouts), connections and TLS sessions reused (a curl share for TLS
- * sessions and DNS, and a pool of easy handles), TLS verification always on.
+ * sessions and DNS, and a pool of easy handles), TLS verification always on,
+ * against a CA file only (ca_file, or libcurl's bundle; libcurl's default CA
+ * directory is dropped when there is a file) parsed once per UP_CA_CACHE_S,
+ * not once per connection.
  *
  * A request is a caller-owned struct up_req: the caller fills the "in"
  * fields, calls upstream_start, and gets exactly one call of done() unless it
@@ -30,6 +33,7 @@
 #define UP_HEADERS_MAX 16               /* request headers of one request */
 #define UP_CONNECT_TIMEOUT_MS 10000u    /* cap on connect + TLS handshake */
 #define UP_EASY_POOL_MAX 64             /* idle easy handles kept */
+#define UP_CA_CACHE_S 3600              /* a parsed CA file is kept this long */
 #define UP_USER_AGENT "doku-bridged"
 
 typedef struct upstream upstream;
