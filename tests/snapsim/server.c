@@ -644,8 +644,12 @@ int sim_server_start(const sim_server_opts *opts, sim_app *app, sim_server **out
 			       errlen);
 	if (control_fd < 0)
 		goto fail;
+	/* poll, not epoll: with epoll libmicrohttpd 0.9.75 keeps a TLS connection
+	 * whose handshake waits for the client in its ready list and spins on it
+	 * (epoll_wait(..., 0) + recv EAGAIN), 2-20x a request's CPU when clients
+	 * open many connections (a money-moving call opens one each) */
 	s->https = MHD_start_daemon(
-		MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
+		MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			MHD_USE_ERROR_LOG,
 		0, NULL, NULL, https_access, s,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)https_fd,
