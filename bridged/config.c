@@ -225,9 +225,12 @@ static const struct {
 	{ "drain_timeout_ms", offsetof(config, drain_timeout_ms), 0, CONFIG_TIMEOUT_LIMIT_MS, true },
 	{ "max_customer_sessions", offsetof(config, max_sessions), 1, 10000000, false },
 	{ "upstream_connections", offsetof(config, upstream_connections), 1, 1024, false },
+	{ "journal_retention_days", offsetof(config, journal_retention_days), 0,
+	  CONFIG_RETENTION_LIMIT_DAYS, false },
 };
 
 #define BRIDGE_KEYS (sizeof(bridge_nums) / sizeof(bridge_nums[0]))
+_Static_assert(BRIDGE_KEYS <= 8 * sizeof(unsigned), "one bit of bridge_seen[0] per key");
 
 static void bridge_key(struct parse *p, const char *name, const char *v)
 {
@@ -902,6 +905,7 @@ static void set_defaults(config *c)
 	c->drain_timeout_ms = CONFIG_DEFAULT_DRAIN_TIMEOUT_MS;
 	c->max_sessions = CONFIG_DEFAULT_MAX_SESSIONS;
 	c->upstream_connections = CONFIG_DEFAULT_UPSTREAM_CONNECTIONS;
+	c->journal_retention_days = CONFIG_DEFAULT_RETENTION_DAYS;
 	c->log_level = LOG_LVL_INFO;
 }
 

@@ -42,6 +42,8 @@
 #define CONFIG_DEFAULT_DRAIN_TIMEOUT_MS 15000u
 #define CONFIG_DEFAULT_MAX_SESSIONS 100000u /* customer sessions per profile */
 #define CONFIG_DEFAULT_UPSTREAM_CONNECTIONS 32u
+#define CONFIG_DEFAULT_RETENTION_DAYS 180u  /* journal_retention_days */
+#define CONFIG_RETENTION_LIMIT_DAYS 3650u   /* its largest value; 0: keep forever */
 #define CONFIG_DEFAULT_PROFILE "default"
 #define CONFIG_DEFAULT_STATE_DIR "/var/lib/doku-bridge"
 
@@ -85,6 +87,7 @@ typedef struct config {
 	uint32_t drain_timeout_ms;
 	unsigned max_sessions;
 	unsigned upstream_connections;
+	unsigned journal_retention_days; /* settled journal rows are deleted after it; 0: never */
 	int log_level;
 	char *metrics_listen;   /* loopback HOST:PORT of the metrics HTTP endpoint; NULL: none */
 	/* [profile.NAME] */

@@ -32,6 +32,7 @@
 #define QUERY_ARENA_MAX (256u * 1024u) /* one status request */
 #define SETTLE_SLACK_MS 500            /* ask again this long after the settle time */
 #define PAGE_TOKEN_MAX 24
+#define DAY_MS (24 * 60 * 60 * 1000LL)
 
 struct journal {
 	struct bridge *b;
@@ -44,6 +45,13 @@ struct journal {
 	bool started, scanning, rescan, closing;
 	unsigned active;         /* status queries in flight */
 	unsigned closes;         /* journal_close: timer and store closes not yet done */
+	/* retention (journal_retention_days) */
+	uv_timer_t prune_timer;
+	bool pruning;            /* a pass is under way */
+	int64_t prune_before;    /* the pass deletes settled rows updated before this */
+	uint64_t prune_t0;       /* uv_hrtime at the start of the pass */
+	uint64_t pruned;         /* rows the pass deleted so far */
+	unsigned prune_days, prune_batches;
 };
 
 /* One status query of reconciliation. */
@@ -198,8 +206,8 @@ static void on_sessions(const store_result *res, void *data)
 	ld->done = true;
 }
 
-/* journal_close's last step: the journal is freed only when both its timer
- * and its store are closed (either may finish first). */
+/* journal_close's last step: the journal is freed only when its timers and
+ * its store are closed (in any order). */
 static void journal_closed_one(journal *j)
 {
 	if (--j->closes > 0)
@@ -249,6 +257,8 @@ int journal_open(struct bridge *b, char err[JOURNAL_ERR_MAX])
 	}
 	uv_timer_init(b->loop, &j->timer);
 	j->timer.data = j;
+	uv_timer_init(b->loop, &j->prune_timer);
+	j->prune_timer.data = j;
 	b->journal = j;
 	tokens_set_store(b->tokens, j->st);
 	memset(&ld, 0, sizeof(ld));
@@ -280,8 +290,9 @@ void journal_close(struct bridge *b)
 	if (b->tokens != NULL)
 		tokens_set_store(b->tokens, NULL);
 	uv_timer_stop(&j->timer);
-	j->closes = 2;
+	j->closes = 3;
 	uv_close((uv_handle_t *)&j->timer, on_timer_closed);
+	uv_close((uv_handle_t *)&j->prune_timer, on_timer_closed);
 	store_close(j->st, on_store_closed, j);
 }
 
@@ -733,6 +744,63 @@ static void scan(journal *j)
 	}
 }
 
+/* ---- retention -------------------------------------------------------------------------- */
+
+/* The pass's one log line. */
+static void prune_end(journal *j, int err)
+{
+	char before[SNAP_TIMESTAMP_LEN + 1] = "?";
+	time_t t = (time_t)(j->prune_before / 1000);
+	struct tm tm;
+
+	j->pruning = false;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(before, sizeof(before), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_msg(err != 0 ? LOG_LVL_ERROR : LOG_LVL_INFO,
+		"journal: retention %u days: %" PRIu64 " settled rows last updated before %s "
+		"deleted (%u batches of at most %u, %.0f ms)%s%s", j->prune_days, j->pruned, before,
+		j->prune_batches, JOURNAL_PRUNE_BATCH, (double)(uv_hrtime() - j->prune_t0) / 1e6,
+		err != 0 ? "; stopped: " : "", err != 0 ? store_strerror(err) : "");
+}
+
+static void on_pruned(const store_result *res, void *data)
+{
+	journal *j = data;
+	int rc;
+
+	j->prune_batches++;
+	j->pruned += res->n_pruned;
+	if (res->status != 0 || res->n_pruned < JOURNAL_PRUNE_BATCH || j->closing ||
+	    j->b->draining) {
+		prune_end(j, res->status);
+		return;
+	}
+	/* more may be due: the next batch, queued after what came meanwhile */
+	rc = store_journal_prune(j->st, j->prune_before, JOURNAL_PRUNE_BATCH, on_pruned, j);
+	if (rc != 0)
+		prune_end(j, rc);
+}
+
+/* One retention pass, with the configuration current now (SIGHUP applies at the next). */
+static void on_prune_timer(uv_timer_t *t)
+{
+	journal *j = t->data;
+	unsigned days = j->b->cfg->journal_retention_days;
+	int rc;
+
+	if (j->closing || j->b->draining || j->pruning || days == 0)
+		return;
+	j->pruning = true;
+	j->prune_days = days;
+	j->prune_before = wall_ms() - (int64_t)days * DAY_MS;
+	j->prune_t0 = uv_hrtime();
+	j->pruned = 0;
+	j->prune_batches = 0;
+	rc = store_journal_prune(j->st, j->prune_before, JOURNAL_PRUNE_BATCH, on_pruned, j);
+	if (rc != 0)
+		prune_end(j, rc);
+}
+
 void journal_start(struct bridge *b)
 {
 	journal *j = b->journal;
@@ -741,6 +809,7 @@ void journal_start(struct bridge *b)
 		return;
 	j->started = true;
 	scan(j);
+	uv_timer_start(&j->prune_timer, on_prune_timer, 0, JOURNAL_PRUNE_EVERY_MS);
 }
 
 /* ---- GetOperation, ListOperations ------------------------------------------------------- */

@@ -28,6 +28,8 @@
 #define JOURNAL_RECONCILE_TIMEOUT_MS 15000u /* deadline of one status query */
 #define JOURNAL_RETRY_MS 5000u         /* after a failed scan of the journal */
 #define JOURNAL_LIST_MAX 500u          /* ListOperations page_size cap (proto) */
+#define JOURNAL_PRUNE_BATCH 1000u      /* retention: rows deleted per transaction */
+#define JOURNAL_PRUNE_EVERY_MS (60u * 60u * 1000u) /* retention: one pass an hour */
 #define JOURNAL_ERR_MAX (STORE_ERR_MAX + SEALED_ERR_MAX)
 
 struct call;
@@ -42,7 +44,9 @@ typedef struct journal journal;
 int journal_open(struct bridge *b, char err[JOURNAL_ERR_MAX]);
 
 /* Start reconciling the rows left UNKNOWN (at start-up: also the ones a
- * stopped daemon left PENDING). */
+ * stopped daemon left PENDING), and the retention passes: one now, then one
+ * every JOURNAL_PRUNE_EVERY_MS, each deleting the settled rows older than
+ * [bridge] journal_retention_days of the configuration current then. */
 void journal_start(struct bridge *b);
 
 /* Stop reconciling (no new status queries; the ones in flight end with

@@ -87,6 +87,18 @@ static const char schema_sql[] =
 #define ROW_WITH_RESPONSE "SELECT " ROW_COLS ", response FROM journal "
 #define ROW_NO_RESPONSE "SELECT " ROW_COLS ", NULL FROM journal "
 
+/* Retention: the settled rows (?1 before_ms, ?2 max_rows) one prune deletes,
+ * oldest first. A row's created_ms is at most its updated_ms, so "created_ms
+ * < ?1" costs nothing but lets the scan walk the old end of journal_created
+ * and stop after ?2 rows, instead of reading every settled row of the state
+ * index (only a row whose clock went back between its creation and its last
+ * update waits until its created_ms is old enough too). Both statements run
+ * in one transaction with no write between them: they pick the same rows. */
+#define PRUNE_PICK                                                                    \
+	"SELECT id FROM journal INDEXED BY journal_created "                          \
+	"WHERE created_ms < ?1 AND updated_ms < ?1 AND state IN ('DONE', 'NOT_DONE') " \
+	"ORDER BY created_ms, id LIMIT ?2"
+
 enum col {
 	C_ID, C_CREATED, C_UPDATED, C_METHOD, C_PROFILE, C_CUSTOMER, C_PARTNER_REF,
 	C_ORIGINAL_REF, C_EXTERNAL_ID, C_AMOUNT_VALUE, C_AMOUNT_CURRENCY, C_BODY_SHA256,
@@ -98,7 +110,7 @@ enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK, S_SAVEPOINT, S_RELEASE, S_ROLLBACK_TO,
 	S_SESSION_PUT, S_SESSION_GET, S_SESSION_DELETE, S_SESSION_LIST,
 	S_INTENT, S_FIND_KEY, S_FIND_REF, S_FIND_EXTERNAL, S_OUTCOME, S_RECONCILED,
-	S_STATE_OF, S_DUE, S_ATTEMPT_SAVE, S_REISSUE,
+	S_STATE_OF, S_DUE, S_ATTEMPT_SAVE, S_REISSUE, S_PRUNE_ATTEMPTS, S_PRUNE_JOURNAL,
 	S_COUNT
 };
 
@@ -148,13 +160,15 @@ static const char *const stmt_sql[S_COUNT] = {
 		      "amount_value = ?6, amount_currency = ?7, state = 'PENDING', updated_ms = ?8, "
 		      "http_status = 0, response_code = '', response_message = '', response = NULL, "
 		      "next_attempt_ms = 0, detail = ?9 WHERE id = ?1 AND state = ?2",
+	[S_PRUNE_ATTEMPTS] = "DELETE FROM attempts WHERE journal_id IN (" PRUNE_PICK ")",
+	[S_PRUNE_JOURNAL] = "DELETE FROM journal WHERE id IN (" PRUNE_PICK ")",
 };
 
 /* ---- the store and its requests ---- */
 
 enum req_op {
 	OP_SESSION_PUT, OP_SESSION_GET, OP_SESSION_DELETE, OP_SESSION_LIST,
-	OP_INTENT, OP_OUTCOME, OP_RECONCILED, OP_GET, OP_LIST, OP_DUE, OP_REISSUE,
+	OP_INTENT, OP_OUTCOME, OP_RECONCILED, OP_GET, OP_LIST, OP_DUE, OP_REISSUE, OP_PRUNE,
 };
 
 /* One session: its name and its plaintext tokens (malloc'd, wiped on free). */
@@ -176,7 +190,8 @@ struct store_req {
 	unsigned char *in_blob;     /* OP_OUTCOME: a copy of the response */
 	int64_t id;                 /* outcome, reconciled */
 	int64_t from_ms, to_ms, before_id;
-	unsigned limit;
+	int64_t before_ms;          /* prune */
+	unsigned limit;             /* rows of list / due; prune: rows to delete at most */
 	struct sess_slot sess_in;   /* session put / get / delete; list: the cursor */
 	/* results */
 	store_result res;
@@ -921,6 +936,20 @@ static int exec_due(store *st, store_req *r)
 	return rc;
 }
 
+/* Delete up to r->limit settled rows updated before r->before_ms, their
+ * earlier attempts first. */
+static int exec_prune(store *st, store_req *r)
+{
+	const struct sql_arg args[] = { arg_int(r->before_ms), arg_int(r->limit) };
+	int rc = bind_write(st->stmt[S_PRUNE_ATTEMPTS], args, ARGS_N(args), STORE_ERR_IO);
+
+	if (rc == 0)
+		rc = bind_write(st->stmt[S_PRUNE_JOURNAL], args, ARGS_N(args), STORE_ERR_IO);
+	if (rc == 0)
+		r->res.n_pruned = (unsigned)sqlite3_changes(st->db);
+	return rc;
+}
+
 static int exec_req(store *st, store_req *r)
 {
 	switch (r->op) {
@@ -946,6 +975,8 @@ static int exec_req(store *st, store_req *r)
 		return exec_due(st, r);
 	case OP_REISSUE:
 		return exec_reissue(st, r);
+	case OP_PRUNE:
+		return exec_prune(st, r);
 	}
 	return STORE_ERR_INVALID;
 }
@@ -961,6 +992,7 @@ static void req_drop_results(store_req *r)
 	r->res.next = NULL;
 	r->res.next_before_id = 0;
 	r->res.id = 0;
+	r->res.n_pruned = 0;
 }
 
 /* One transaction for the batch, a savepoint per request. */
@@ -1878,6 +1910,22 @@ int store_journal_due(store *st, unsigned limit, store_cb cb, void *data)
 	r = req_new(OP_DUE, cb, data, limit);
 	if (r == NULL)
 		return STORE_ERR_NOMEM;
+	return submit(st, r);
+}
+
+int store_journal_prune(store *st, int64_t before_ms, unsigned max_rows, store_cb cb,
+			void *data)
+{
+	store_req *r;
+
+	if (st == NULL || cb == NULL || before_ms <= 0 || max_rows == 0 ||
+	    max_rows > STORE_PRUNE_MAX)
+		return STORE_ERR_INVALID;
+	r = req_new(OP_PRUNE, cb, data, 0);
+	if (r == NULL)
+		return STORE_ERR_NOMEM;
+	r->before_ms = before_ms;
+	r->limit = max_rows;
 	return submit(st, r);
 }
 

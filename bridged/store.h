@@ -26,6 +26,7 @@
  *   store_journal_outcome     PENDING -> DONE | NOT_DONE | UNKNOWN
  *   store_journal_reconciled  UNKNOWN -> DONE | NOT_DONE | UNKNOWN (attempts + 1)
  *   store_open                PENDING -> UNKNOWN (left by a daemon that stopped)
+ *   store_journal_prune       DONE | NOT_DONE -> deleted (retention)
  *
  * DONE and NOT_DONE are final. */
 #ifndef DOKU_BRIDGED_STORE_H
@@ -60,6 +61,7 @@
 #define STORE_LIST_MAX 100        /* rows per list / due page */
 #define STORE_LIST_DEFAULT 50
 #define STORE_SESSION_PAGE 256    /* sessions per store_session_list page */
+#define STORE_PRUNE_MAX 10000u    /* journal rows one store_journal_prune deletes at most */
 #define STORE_BATCH_MAX 256       /* requests per transaction */
 #define STORE_QUEUE_MAX 16384     /* requests queued; more are refused (BUSY) */
 #define STORE_ERR_MAX 512         /* size of an error text buffer */
@@ -149,6 +151,7 @@ typedef struct store_result {
 	const store_session_key *bad;     /* session get/list: rows that did not open */
 	size_t n_bad;
 	const store_session_key *next;    /* session list: after of the next page; NULL: last */
+	unsigned n_pruned;                /* prune: journal rows deleted */
 } store_result;
 
 typedef void (*store_cb)(const store_result *res, void *data);
@@ -280,6 +283,19 @@ int store_journal_list(store *st, const store_filter *f, store_cb cb, void *data
 /* Up to limit (at most STORE_LIST_MAX) UNKNOWN rows, soonest next_attempt_ms
  * first (due or not: the caller schedules), without their responses. */
 int store_journal_due(store *st, unsigned limit, store_cb cb, void *data);
+
+/* Retention: delete up to max_rows (1 .. STORE_PRUNE_MAX) settled rows (DONE,
+ * NOT_DONE) last updated before before_ms (unix ms, > 0), oldest first, with
+ * their earlier attempts, in the request's transaction; PENDING and UNKNOWN
+ * rows are never deleted, however old. res.n_pruned is the number of journal
+ * rows deleted; fewer than max_rows: no such row is left. A large backlog is
+ * deleted by calling again from the callback, one bounded batch at a time, so
+ * that the requests queued meanwhile (intents, outcomes) are written in
+ * between. A deleted row is forgotten: store_journal_get and _list no longer
+ * find it, and an intent with its partner reference is a new row (not
+ * EXISTS). Archive first with store_export_journal. */
+int store_journal_prune(store *st, int64_t before_ms, unsigned max_rows, store_cb cb,
+			void *data);
 
 /* ---- helpers ---- */
 

@@ -260,6 +260,66 @@ static void test_long_line(void **state)
 	assert_true(diag_has(&diag, ":2: line longer than"));
 }
 
+/* A configuration whose line 2 is line (in [bridge]), with one profile; its path. */
+static void write_with_bridge_line(const char *name, const char *line, char path[PATH_MAX])
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+		 "[bridge]\n%s\n"
+		 "[profile.default]\nbase_url = https://h\nclient_id = id\n"
+		 "client_secret_file = secret\nprivate_key_file = key.pem\n", line);
+	dt_write(dir, name, text, 0644, path);
+}
+
+/* [bridge] journal_retention_days: default, 0 (keep forever), the bound, bad values. */
+static void test_journal_retention(void **state)
+{
+	static const struct {
+		const char *value, *says;
+	} bad[] = {
+		{ "3651", "journal_retention_days: expected a number from 0 to 3650, got \"3651\"" },
+		{ "99999999999999999999", "journal_retention_days: expected a number from 0 to 3650" },
+		{ "180d", "journal_retention_days: expected a number from 0 to 3650, got \"180d\"" },
+		{ "1e3", "journal_retention_days: expected a number from 0 to 3650, got \"1e3\"" },
+		{ "-1", "journal_retention_days: expected a number, got \"-1\"" },
+		{ "forever", "journal_retention_days: expected a number, got \"forever\"" },
+	};
+	static const unsigned good[] = { 0, 1, CONFIG_RETENTION_LIMIT_DAYS };
+	config_diag diag;
+	config *c = NULL;
+	char path[PATH_MAX], line[128], want[PATH_MAX + 128];
+
+	(void)state;
+	write_with_bridge_line("ret.ini", "; not set", path);
+	assert_int_equal(config_load(path, 0, &c, &diag), 0);
+	assert_int_equal(c->journal_retention_days, CONFIG_DEFAULT_RETENTION_DAYS);
+	assert_int_equal(c->journal_retention_days, 180);
+	config_unref(c);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(line, sizeof(line), "journal_retention_days = %u", good[i]);
+		write_with_bridge_line("ret.ini", line, path);
+		assert_int_equal(config_load(path, 0, &c, &diag), 0);
+		assert_int_equal(c->journal_retention_days, good[i]);
+		config_unref(c);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(line, sizeof(line), "journal_retention_days = %s", bad[i].value);
+		write_with_bridge_line("ret.ini", line, path);
+		assert_int_equal(config_load(path, 0, &c, &diag), -EINVAL);
+		assert_null(c);
+		print_diag(&diag);
+		snprintf(want, sizeof(want), "%s:2: %s", path, bad[i].says);
+		assert_true(diag_has(&diag, want));
+		assert_int_equal(diag.n, 1);
+	}
+	write_with_bridge_line("ret.ini", "journal_retention_days = 30\njournal_retention_days = 40",
+			       path);
+	assert_int_equal(config_load(path, 0, &c, &diag), -EINVAL);
+	snprintf(want, sizeof(want), "%s:3: duplicate key journal_retention_days", path);
+	assert_true(diag_has(&diag, want));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -270,6 +330,7 @@ int main(void)
 		cmocka_unit_test(test_credentials_directory),
 		cmocka_unit_test(test_no_profile_and_missing_file),
 		cmocka_unit_test(test_long_line),
+		cmocka_unit_test(test_journal_retention),
 	};
 
 	log_setup(LOG_LVL_ERROR);

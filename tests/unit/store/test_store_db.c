@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -56,6 +57,7 @@ struct got {
 	store_session_key bad[GOT_SESSIONS_MAX];
 	bool has_next;
 	store_session_key next;
+	unsigned n_pruned;
 	/* run inside the callback, before the result goes */
 	void (*check)(struct got *g, const store_result *res);
 	const char *db;
@@ -79,6 +81,7 @@ static void on_result(const store_result *res, void *data)
 	g->status = res->status;
 	g->id = res->id;
 	g->next_before_id = res->next_before_id;
+	g->n_pruned = res->n_pruned;
 	assert_true(res->n_rows <= GOT_ROWS_MAX);
 	g->n_rows = res->n_rows;
 	for (size_t i = 0; i < res->n_rows; i++)
@@ -1067,6 +1070,347 @@ static void test_restart_keeps_everything(void **state)
 	free(g);
 }
 
+/* ---- tests: retention ---- */
+
+#define OLD_MS 1704067200000LL       /* 2024-01-01T00:00:00Z: the old rows' creation */
+#define DAY_MS (24 * 60 * 60 * 1000LL)
+#define PRUNE_OLD_DONE 25           /* old DONE rows of test_prune */
+#define PRUNE_TEST_BATCH 10u        /* max_rows of test_prune: smaller than its backlog */
+#define PRUNE_BENCH_ROWS 20000      /* test_prune_backlog's settled rows; $DOKU_PRUNE_ROWS */
+#define PRUNE_BENCH_BATCH 1000u
+
+static int64_t wall_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An intent of reference ref created at created_ms (0: now); its row id. */
+static int64_t add_intent_at(struct fx *f, const char *ref, const char *ext, int64_t created_ms)
+{
+	struct got *g = got_new();
+	struct intent_args a = { .ref = ref, .ext = ext, .created_ms = created_ms };
+	int64_t id;
+
+	intent(f, &a, g);
+	assert_int_equal(g->status, 0);
+	id = g->id;
+	free(g);
+	return id;
+}
+
+/* Row id sent again from state from with the new external id ext. */
+static void reissue(struct fx *f, int64_t id, enum store_state from, const char *ext)
+{
+	struct got *g = got_new();
+	store_intent in = { .external_id = ext, .body_sha256 = SHA_A,
+			    .refused_http = from == STORE_PENDING ? 401 : 0,
+			    .refused_response_code = from == STORE_PENDING ? "4015400" : NULL };
+
+	assert_int_equal(store_journal_reissue(f->st, id, from, &in, "again", on_result, g), 0);
+	wait_for(f, g);
+	assert_int_equal(g->status, 0);
+	free(g);
+}
+
+/* store_journal_prune(before_ms, max_rows): its status; *n the rows deleted. */
+static int prune(struct fx *f, int64_t before_ms, unsigned max_rows, unsigned *n)
+{
+	struct got *g = got_new();
+	int rc;
+
+	assert_int_equal(store_journal_prune(f->st, before_ms, max_rows, on_result, g), 0);
+	wait_for(f, g);
+	rc = g->status;
+	*n = g->n_pruned;
+	free(g);
+	return rc;
+}
+
+/* One integer from the database file, read on a connection of the test's own. */
+static int64_t raw_int(const char *path, const char *sql)
+{
+	sqlite3 *db = raw_open(path);
+	sqlite3_stmt *s = NULL;
+	int64_t v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+/* The state of the row of partner reference ref, or NOT_FOUND (as a negative). */
+static int state_of_ref(struct fx *f, const char *ref)
+{
+	struct got *g = got_new();
+	store_key k = { .profile = "default", .partner_reference_no = ref };
+	int rc;
+
+	assert_int_equal(store_journal_get(f->st, &k, on_result, g), 0);
+	wait_for(f, g);
+	rc = g->status != 0 ? g->status : (int)g->rows[0].state;
+	free(g);
+	return rc;
+}
+
+static int64_t attempts_of(const char *db, int64_t id)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM attempts WHERE journal_id = %" PRId64, id);
+	return raw_int(db, sql);
+}
+
+/* Only settled rows last updated before the cut go, in batches, with their
+ * attempts; PENDING and UNKNOWN rows stay however old; a pruned partner
+ * reference is new again. */
+static void test_prune(void **state)
+{
+	struct fx *f = *state;
+	struct got *g = got_new();
+	struct intent_args again = { .ref = "OLD-D-00", .ext = "690001" };
+	char ref[32], ext[32];
+	int64_t old_n, old_r, old_u, late, new_n, cut;
+	unsigned n, total = 0, batches = 0;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *mem;
+
+	/* old: created at OLD_MS, settled now (before the cut) */
+	for (int i = 0; i < PRUNE_OLD_DONE; i++) {
+		snprintf(ref, sizeof(ref), "OLD-D-%02d", i);
+		snprintf(ext, sizeof(ext), "61%04d", i);
+		assert_int_equal(outcome(f, add_intent_at(f, ref, ext, OLD_MS), STORE_DONE, "r", 0),
+				 0);
+	}
+	old_n = add_intent_at(f, "OLD-N", "620001", OLD_MS); /* NOT_DONE, two earlier attempts */
+	reissue(f, old_n, STORE_PENDING, "620002");          /* the 401 retry */
+	assert_int_equal(outcome(f, old_n, STORE_NOT_DONE, NULL, 0), 0);
+	reissue(f, old_n, STORE_NOT_DONE, "620003");         /* asked again */
+	assert_int_equal(outcome(f, old_n, STORE_NOT_DONE, NULL, 0), 0);
+	assert_int_equal(attempts_of(f->db, old_n), 2);
+	old_r = add_intent_at(f, "OLD-R", "630001", OLD_MS); /* DONE by reconciliation */
+	assert_int_equal(outcome(f, old_r, STORE_UNKNOWN, NULL, 0), 0);
+	assert_int_equal(reconciled(f, old_r, STORE_DONE, 0), 0);
+	assert_int_equal(outcome(f, add_intent_at(f, "OLD-K", "630002", OLD_MS), STORE_UNKNOWN,
+				 NULL, 0), 0);
+	(void)add_intent_at(f, "OLD-P", "640001", OLD_MS); /* PENDING, updated_ms = OLD_MS */
+	old_u = add_intent_at(f, "OLD-U", "640002", OLD_MS); /* UNKNOWN, with an earlier attempt */
+	reissue(f, old_u, STORE_PENDING, "640003");
+	assert_int_equal(outcome(f, old_u, STORE_UNKNOWN, NULL, 0), 0);
+	late = add_intent_at(f, "LATE", "650001", OLD_MS); /* created old, settled after the cut */
+	assert_int_equal(outcome(f, late, STORE_UNKNOWN, NULL, 0), 0);
+	/* the cut: every write so far is before it, every later one at or after it (the
+	 * millisecond clock is read until it passes the cut: no sleep, at most 1 ms) */
+	cut = wall_now_ms() + 1;
+	while (wall_now_ms() < cut)
+		;
+	/* new: settled after the cut */
+	assert_int_equal(reconciled(f, late, STORE_DONE, 0), 0);
+	assert_int_equal(outcome(f, add_intent_at(f, "NEW-D", "660001", 0), STORE_DONE, "r", 0), 0);
+	new_n = add_intent_at(f, "NEW-N", "660002", 0);
+	assert_int_equal(outcome(f, new_n, STORE_NOT_DONE, NULL, 0), 0);
+	reissue(f, new_n, STORE_NOT_DONE, "660003");
+	assert_int_equal(outcome(f, new_n, STORE_NOT_DONE, NULL, 0), 0);
+	(void)add_intent_at(f, "NEW-P", "660004", 0);
+	assert_int_equal(outcome(f, add_intent_at(f, "NEW-U", "660005", 0), STORE_UNKNOWN, NULL, 0),
+			 0);
+	/* before the prune, the old reference is journaled: not sent again */
+	intent(f, &again, g);
+	assert_int_equal(g->status, STORE_ERR_EXISTS);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM journal"), PRUNE_OLD_DONE + 10);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM journal WHERE updated_ms < "
+				 "created_ms"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM attempts"), 4);
+
+	/* nothing was updated before the old rows were created */
+	assert_int_equal(prune(f, OLD_MS + 1, PRUNE_TEST_BATCH, &n), 0);
+	assert_int_equal(n, 0);
+	/* the backlog before the cut (25 DONE, OLD-N, OLD-R), in batches of 10 */
+	do {
+		assert_int_equal(prune(f, cut, PRUNE_TEST_BATCH, &n), 0);
+		assert_true(n <= PRUNE_TEST_BATCH);
+		total += n;
+		batches++;
+	} while (n == PRUNE_TEST_BATCH);
+	assert_int_equal(total, PRUNE_OLD_DONE + 2);
+	assert_int_equal(batches, 3);                /* 10, 10, 7 */
+	assert_int_equal(prune(f, cut, PRUNE_TEST_BATCH, &n), 0); /* again: nothing left */
+	assert_int_equal(n, 0);
+	assert_int_equal(state_of_ref(f, "OLD-D-00"), STORE_ERR_NOT_FOUND);
+	assert_int_equal(state_of_ref(f, "OLD-D-24"), STORE_ERR_NOT_FOUND);
+	assert_int_equal(state_of_ref(f, "OLD-N"), STORE_ERR_NOT_FOUND);
+	assert_int_equal(state_of_ref(f, "OLD-R"), STORE_ERR_NOT_FOUND);
+	assert_int_equal(attempts_of(f->db, old_n), 0);
+	/* however old, PENDING and UNKNOWN stay, with their attempts */
+	assert_int_equal(state_of_ref(f, "OLD-P"), STORE_PENDING);
+	assert_int_equal(state_of_ref(f, "OLD-K"), STORE_UNKNOWN);
+	assert_int_equal(state_of_ref(f, "OLD-U"), STORE_UNKNOWN);
+	assert_int_equal(attempts_of(f->db, old_u), 1);
+	/* created before the cut, updated after it: stays */
+	assert_int_equal(state_of_ref(f, "LATE"), STORE_DONE);
+	assert_int_equal(state_of_ref(f, "NEW-D"), STORE_DONE);
+	assert_int_equal(state_of_ref(f, "NEW-N"), STORE_NOT_DONE);
+	assert_int_equal(attempts_of(f->db, new_n), 1);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM journal"), 8);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM attempts"), 2);
+
+	/* a pruned partner reference is forgotten: the same intent is a new row */
+	memset(g, 0, sizeof(*g));
+	intent(f, &again, g);
+	assert_int_equal(g->status, 0);
+	assert_true(g->id > 0);
+	assert_int_equal(state_of_ref(f, "OLD-D-00"), STORE_PENDING);
+
+	/* pruning "the future" leaves only PENDING and UNKNOWN rows */
+	assert_int_equal(prune(f, wall_now_ms() + DAY_MS, PRUNE_TEST_BATCH, &n), 0);
+	assert_int_equal(n, 3); /* LATE, NEW-D, NEW-N */
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM journal WHERE state IN "
+				 "('DONE', 'NOT_DONE')"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM journal"), 6);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM attempts"), 1); /* OLD-U's */
+	assert_int_equal(attempts_of(f->db, old_u), 1);
+	/* the database stays sound */
+	mem = open_memstream(&text, &len);
+	assert_int_equal(store_verify(f->dir, mem), 0);
+	fclose(mem);
+	assert_non_null(strstr(text, "journal rows: 6"));
+	assert_non_null(strstr(text, "  DONE: 0"));
+	free(text);
+	free(g);
+}
+
+static void test_prune_refused_args(void **state)
+{
+	struct fx *f = *state;
+	struct got g = { 0 };
+
+	assert_int_equal(store_journal_prune(NULL, 1, 1, on_result, &g), STORE_ERR_INVALID);
+	assert_int_equal(store_journal_prune(f->st, 1, 1, NULL, &g), STORE_ERR_INVALID);
+	assert_int_equal(store_journal_prune(f->st, 0, 1, on_result, &g), STORE_ERR_INVALID);
+	assert_int_equal(store_journal_prune(f->st, -5, 1, on_result, &g), STORE_ERR_INVALID);
+	assert_int_equal(store_journal_prune(f->st, 1, 0, on_result, &g), STORE_ERR_INVALID);
+	assert_int_equal(store_journal_prune(f->st, 1, STORE_PRUNE_MAX + 1, on_result, &g),
+			 STORE_ERR_INVALID);
+	assert_false(g.done);
+}
+
+/* A backlog pruned in batches the way journal.c does it, with an intent
+ * written between every two batches; prints the time of the whole and of
+ * the longest batch (the write lock's hold). Rows: $DOKU_PRUNE_ROWS. */
+struct backlog {
+	struct fx *f;
+	int64_t before;
+	unsigned batches, intents_sent;
+	uint64_t deleted, t_batch, longest_ns;
+	bool done;
+	int status;
+	struct counter intents;
+};
+
+static void on_backlog(const store_result *res, void *data)
+{
+	struct backlog *b = data;
+	uint64_t now = uv_hrtime();
+	store_intent in = { .method = "TopUp", .profile = "default", .customer_ref = "c",
+			    .body_sha256 = SHA_A };
+	char ref[32], ext[32];
+
+	/* the intent queued before this batch was written first */
+	assert_int_equal(b->intents.done, (int)b->intents_sent);
+	if (now - b->t_batch > b->longest_ns)
+		b->longest_ns = now - b->t_batch;
+	b->batches++;
+	b->deleted += res->n_pruned;
+	b->status = res->status;
+	if (res->status != 0 || res->n_pruned < PRUNE_BENCH_BATCH) {
+		b->done = true;
+		return;
+	}
+	/* a call's intent arrives meanwhile: it is written before the next batch ends */
+	snprintf(ref, sizeof(ref), "MID-%06u", b->batches);
+	snprintf(ext, sizeof(ext), "7%08u", b->batches);
+	in.partner_reference_no = ref;
+	in.external_id = ext;
+	assert_int_equal(store_journal_intent(b->f->st, &in, on_count, &b->intents), 0);
+	b->intents_sent++;
+	b->t_batch = uv_hrtime();
+	assert_int_equal(store_journal_prune(b->f->st, b->before, PRUNE_BENCH_BATCH, on_backlog, b),
+			 0);
+}
+
+static void test_prune_backlog(void **state)
+{
+	struct fx *f = *state;
+	const char *env = getenv("DOKU_PRUNE_ROWS");
+	long rows = env != NULL ? strtol(env, NULL, 10) : PRUNE_BENCH_ROWS;
+	struct backlog b = { .f = f };
+	char sql[2048], *text = NULL;
+	size_t len = 0;
+	uint64_t t0;
+	FILE *mem;
+
+	assert_true(rows >= 1000 && rows <= 10000000);
+	/* rows settled rows a year old (one in 20 with an earlier attempt), and one
+	 * UNKNOWN row per 1,000, written directly */
+	snprintf(sql, sizeof(sql),
+		 "BEGIN;"
+		 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %ld) "
+		 "INSERT INTO journal (created_ms, updated_ms, method, profile, customer_ref, "
+		 "partner_reference_no, original_reference_no, external_id, amount_value, "
+		 "amount_currency, body_sha256, request_time, state, http_status, response_code, "
+		 "response_message, response, detail) "
+		 "SELECT %lld + i * 100, %lld + i * 100 + 900, 'Purchase', 'default', "
+		 "'customer-' || (i %% 5000), 'INV-' || i, '', '8' || printf('%%012d', i), "
+		 "'10000.00', 'IDR', '%s', '2024-01-01T10:00:00+07:00', "
+		 "CASE WHEN i %% 1000 = 0 THEN 'UNKNOWN' WHEN i %% 50 = 0 THEN 'NOT_DONE' ELSE 'DONE' END, "
+		 "200, '2005400', 'Successful', randomblob(300), '' FROM n;"
+		 "INSERT INTO attempts SELECT id, '9' || id, request_time, body_sha256, 'NOT_DONE', "
+		 "401, '4015400', updated_ms FROM journal WHERE id %% 20 = 0;"
+		 "COMMIT;",
+		 rows + rows / 999, (long long)(OLD_MS - 365 * DAY_MS), (long long)(OLD_MS - 365 * DAY_MS),
+		 SHA_A);
+	t0 = uv_hrtime();
+	raw_exec(f->db, sql);
+	print_message("backlog of %" PRId64 " rows (%" PRId64 " settled) and %" PRId64
+		      " attempts written in %.0f ms\n",
+		      raw_int(f->db, "SELECT count(*) FROM journal"),
+		      raw_int(f->db, "SELECT count(*) FROM journal WHERE state != 'UNKNOWN'"),
+		      raw_int(f->db, "SELECT count(*) FROM attempts"), (double)(uv_hrtime() - t0) / 1e6);
+	rows = (long)raw_int(f->db, "SELECT count(*) FROM journal WHERE state != 'UNKNOWN'");
+	b.before = OLD_MS;
+	t0 = b.t_batch = uv_hrtime();
+	assert_int_equal(store_journal_prune(f->st, b.before, PRUNE_BENCH_BATCH, on_backlog, &b), 0);
+	while (!b.done || b.intents.done < (int)b.intents_sent)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	print_message("pruned %" PRIu64 " rows in %u batches of at most %u: %.0f ms in all, "
+		      "longest batch %.1f ms, %u intents written between batches\n",
+		      b.deleted, b.batches, PRUNE_BENCH_BATCH, (double)(uv_hrtime() - t0) / 1e6,
+		      (double)b.longest_ns / 1e6, b.intents_sent);
+	assert_int_equal(b.status, 0);
+	assert_int_equal(b.deleted, (uint64_t)rows);
+	assert_int_equal(b.batches, (unsigned)(rows / PRUNE_BENCH_BATCH) + 1);
+	assert_int_equal(b.intents.failed, 0);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM journal WHERE state != 'UNKNOWN' AND "
+		 "updated_ms < %lld", (long long)OLD_MS);
+	assert_int_equal(raw_int(f->db, sql), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM journal WHERE state = 'UNKNOWN'"),
+			 rows / 1000);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM attempts WHERE journal_id NOT IN "
+				 "(SELECT id FROM journal)"), 0);
+	assert_int_equal(raw_int(f->db, "SELECT count(*) FROM journal WHERE state = 'PENDING'"),
+			 (int64_t)b.intents_sent);
+	mem = open_memstream(&text, &len);
+	assert_int_equal(store_verify(f->dir, mem), 0);
+	fclose(mem);
+	free(text);
+}
+
 /* ---- tests: the loop never waits ---- */
 
 struct ticker {
@@ -1242,6 +1586,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_list_filters_and_pages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_due, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_keeps_everything, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_refused_args, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_backlog, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loop_not_blocked, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_and_export, setup, teardown),
