@@ -171,6 +171,20 @@ static void read_line(int fd, char *line, size_t max)
 	line[n] = '\0';
 }
 
+#define SIM_IDLE_ARGS 2   /* "--idle-timeout" N, in spare slots before argv's NULL */
+#define SIM_IDLE_NUM_MAX 16
+
+/* "--idle-timeout N" into the spare slots of argv (n entries, the last NULL)
+ * when e asks for one; num holds N. */
+static void sim_idle_arg(const h_env *e, char **argv, size_t n, char num[SIM_IDLE_NUM_MAX])
+{
+	if (e->sim_idle_timeout_s == 0)
+		return;
+	snprintf(num, SIM_IDLE_NUM_MAX, "%u", e->sim_idle_timeout_s);
+	argv[n - 1 - SIM_IDLE_ARGS] = "--idle-timeout";
+	argv[n - SIM_IDLE_ARGS] = num;
+}
+
 void h_setup(h_env *e)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -180,9 +194,11 @@ void h_setup(h_env *e)
 	int pfd[2], errfd;
 	struct sockaddr_un sa;
 	bool direct = e->direct;
+	unsigned idle_s = e->sim_idle_timeout_s;
 
 	memset(e, 0, sizeof(*e));
 	e->direct = direct;
+	e->sim_idle_timeout_s = idle_s;
 	e->notify_fd = -1;
 	snprintf(e->dir, sizeof(e->dir), "%s/doku-it-XXXXXX", tmp != NULL ? tmp : "/tmp");
 	assert_non_null(mkdtemp(e->dir));
@@ -209,8 +225,10 @@ void h_setup(h_env *e)
 		char *argv[] = { DOKU_SNAPSIM_BIN, "--listen", "127.0.0.1:0", "--tls-cert", cert,
 				 "--tls-key", key, "--client-id", e->client_id, "--client-secret-file",
 				 secret, "--partner-public-key", pub, "--control", "127.0.0.1:0",
-				 "--threads", "8", NULL };
+				 "--threads", "8", NULL, NULL, NULL };
+		char idle[SIM_IDLE_NUM_MAX];
 
+		sim_idle_arg(e, argv, sizeof(argv) / sizeof(argv[0]), idle);
 		e->sim_pid = spawn(argv, environ, pfd[1], errfd);
 	}
 	close(pfd[1]);
@@ -950,8 +968,10 @@ void h_sim_restart(h_env *e, int sig)
 		char *argv[] = { DOKU_SNAPSIM_BIN, "--listen", e->sim_https, "--tls-cert", cert,
 				 "--tls-key", key, "--client-id", e->client_id, "--client-secret-file",
 				 secret, "--partner-public-key", pub, "--control", e->sim_control,
-				 "--threads", "8", NULL };
+				 "--threads", "8", NULL, NULL, NULL };
+		char idle[SIM_IDLE_NUM_MAX];
 
+		sim_idle_arg(e, argv, sizeof(argv) / sizeof(argv[0]), idle);
 		e->sim_pid = spawn(argv, environ, pfd[1], errfd);
 	}
 	close(pfd[1]);

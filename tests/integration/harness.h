@@ -36,6 +36,7 @@ typedef struct h_env {
 	pid_t sim_pid, daemon_pid;
 	int notify_fd;
 	tap *tap;
+	unsigned sim_idle_timeout_s; /* set before h_setup: the simulator's --idle-timeout (0: its own) */
 } h_env;
 
 /* Credentials, simulator, tap (none when e->direct is set before, or
