@@ -33,12 +33,31 @@ static size_t recorded_len, recorded_cap;
 
 /* ---- small helpers ----------------------------------------------------------------- */
 
-static uint64_t now_ms(void)
+uint64_t h_now_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void h_amount(Doku__Wallet__V1__Amount *a, const char *value)
+{
+	doku__wallet__v1__amount__init(a);
+	a->value = (char *)value;
+	a->currency = "IDR";
+}
+
+const char *h_json_str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : "";
+}
+
+long long h_json_num(const json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
 }
 
 static void join(char *out, const char *dir, const char *name)
@@ -154,11 +173,11 @@ static int wait_exit(pid_t pid)
 static void read_line(int fd, char *line, size_t max)
 {
 	size_t n = 0;
-	uint64_t end = now_ms() + H_WAIT_MS;
+	uint64_t end = h_now_ms() + H_WAIT_MS;
 
 	while (n + 1 < max) {
 		struct pollfd p = { fd, POLLIN, 0 };
-		int left = (int)(end - now_ms());
+		int left = (int)(end - h_now_ms());
 		char ch;
 
 		assert_true(left > 0);
@@ -287,12 +306,12 @@ void h_write_config(h_env *e, const char *bridge_extra, const char *sections)
 
 bool h_wait_notify(h_env *e, const char *what)
 {
-	uint64_t end = now_ms() + H_WAIT_MS;
+	uint64_t end = h_now_ms() + H_WAIT_MS;
 	char msg[1024];
 
 	for (;;) {
 		struct pollfd p = { e->notify_fd, POLLIN, 0 };
-		int left = (int)(end - now_ms());
+		int left = (int)(end - h_now_ms());
 		ssize_t n;
 
 		if (left <= 0 || poll(&p, 1, left) != 1)
@@ -730,7 +749,7 @@ static int read_full(int fd, void *p, size_t n, uint64_t end)
 
 	while (got < n) {
 		struct pollfd pf = { fd, POLLIN, 0 };
-		int left = (int)(end - now_ms());
+		int left = (int)(end - h_now_ms());
 		ssize_t k;
 
 		if (left <= 0 || poll(&pf, 1, left) != 1)
@@ -745,7 +764,7 @@ static int read_full(int fd, void *p, size_t n, uint64_t end)
 
 int h_raw_read_frame(int fd, uint8_t *flags, uint8_t **body, uint32_t *len)
 {
-	uint64_t end = now_ms() + H_WAIT_MS;
+	uint64_t end = h_now_ms() + H_WAIT_MS;
 	uint8_t hdr[5];
 
 	*body = NULL;
@@ -766,12 +785,12 @@ int h_raw_read_frame(int fd, uint8_t *flags, uint8_t **body, uint32_t *len)
 
 bool h_raw_eof(int fd)
 {
-	uint64_t end = now_ms() + H_WAIT_MS;
+	uint64_t end = h_now_ms() + H_WAIT_MS;
 	char buf[4096];
 
 	for (;;) {
 		struct pollfd pf = { fd, POLLIN, 0 };
-		int left = (int)(end - now_ms());
+		int left = (int)(end - h_now_ms());
 		ssize_t k;
 
 		if (left <= 0 || poll(&pf, 1, left) != 1)
@@ -799,7 +818,7 @@ static void burst_done(dokubridge_client *c, void *arg, const dokubridge_result 
 {
 	struct burst_call *bc = arg;
 	h_burst *b = bc->b;
-	uint64_t ms = now_ms() - bc->started;
+	uint64_t ms = h_now_ms() - bc->started;
 
 	(void)c;
 	h_record_result(res);
@@ -833,7 +852,7 @@ void h_burst_run(dokubridge_client **cs, unsigned n, unsigned per, const char *m
 	dokubridge_call_opts opts = { .timeout_ms = 20000, .customer_ref = customer };
 	struct burst_call *calls = calloc((size_t)n * per, sizeof(*calls));
 	struct pollfd *pfd = calloc(n, sizeof(*pfd));
-	uint64_t end = now_ms() + H_WAIT_MS;
+	uint64_t end = h_now_ms() + H_WAIT_MS;
 	dokubridge_result res;
 
 	assert_non_null(calls);
@@ -845,14 +864,14 @@ void h_burst_run(dokubridge_client **cs, unsigned n, unsigned per, const char *m
 			struct burst_call *bc = &calls[k * n + i];
 
 			bc->b = out;
-			bc->started = now_ms();
+			bc->started = h_now_ms();
 			bc->progress = progress;
 			bc->arg = arg;
 			assert_int_equal(dokubridge_start(cs[i], &opts, method, make(k * n + i, arg),
 							  burst_done, bc, NULL, &res), 0);
 		}
 	while (out->done < out->total) {
-		int left = (int)(end - now_ms());
+		int left = (int)(end - h_now_ms());
 
 		assert_true(left > 0);
 		for (unsigned i = 0; i < n; i++) {
@@ -881,10 +900,10 @@ void h_burst_run(dokubridge_client **cs, unsigned n, unsigned per, const char *m
 
 bool h_wait_sim_requests(h_env *e, const char *path, const char *ref, unsigned n)
 {
-	uint64_t end = now_ms() + H_WAIT_MS;
+	uint64_t end = h_now_ms() + H_WAIT_MS;
 
 	while (h_sim_requests(e, path, ref) < n) {
-		if (now_ms() > end)
+		if (h_now_ms() > end)
 			return false;
 		poll(NULL, 0, 20); /* bounded polling of an observable condition */
 	}

@@ -18,6 +18,7 @@
 #include <setjmp.h>
 #include <sys/types.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "dokubridge.h"
 #include "tap.h"
@@ -75,6 +76,14 @@ void h_fault(h_env *e, const char *json);
 /* Stop the simulator with sig (SIGKILL: a crash) and start a new one on the
  * same HTTPS and control addresses (a new, empty world); returns once it is ready. */
 void h_sim_restart(h_env *e, int sig);
+
+/* Small helpers the tests share. */
+uint64_t h_now_ms(void); /* CLOCK_MONOTONIC in milliseconds */
+/* a->value = value, a->currency = "IDR" (value not copied). */
+void h_amount(Doku__Wallet__V1__Amount *a, const char *value);
+/* A JSON object's string member ("" when absent or not a string) and integer one (0). */
+const char *h_json_str(const json_t *o, const char *key);
+long long h_json_num(const json_t *o, const char *key);
 
 /* A client on the daemon's socket (connected). */
 dokubridge_client *h_client(h_env *e);

@@ -121,21 +121,6 @@ static uint32_t rnd(void)
 	return (uint32_t)(rng >> 16);
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void amount(Doku__Wallet__V1__Amount *a, const char *value)
-{
-	doku__wallet__v1__amount__init(a);
-	a->value = (char *)value;
-	a->currency = "IDR";
-}
-
 /* ---- the callers ---------------------------------------------------------------------- */
 
 static struct op *new_op(struct caller *cl)
@@ -208,7 +193,7 @@ static void start(struct caller *cl)
 	case K_TOPUP:
 		tu.partner_reference_no = o->ref;
 		tu.customer_number = (char *)cl->cust->account_no;
-		amount(&a, "1000.00");
+		h_amount(&a, "1000.00");
 		tu.amount = &a;
 		tu.session_id = "crash";
 		tu.notes = "crash test";
@@ -217,7 +202,7 @@ static void start(struct caller *cl)
 	case K_PURCHASE:
 		pu.partner_reference_no = o->ref;
 		pu.charge_token = "DOKU";
-		amount(&a, "700.00");
+		h_amount(&a, "700.00");
 		pu.amount = &a;
 		msg = &pu.base;
 		break;
@@ -227,7 +212,7 @@ static void start(struct caller *cl)
 		tb.account_type = "SAVINGS";
 		tb.beneficiary_account_number = "8888123456";
 		tb.beneficiary_bank_code = "014";
-		amount(&a, "300.00");
+		h_amount(&a, "300.00");
 		tb.amount = &a;
 		msg = &tb.base;
 		break;
@@ -288,15 +273,15 @@ static void kill_restart(void)
 static void drive(void)
 {
 	struct pollfd pfd[CALLERS];
-	uint64_t end = now_ms() + PHASE_MAX_MS, next_kill = now_ms() + KILL_MIN_MS + rnd() % KILL_SPAN_MS;
+	uint64_t end = h_now_ms() + PHASE_MAX_MS, next_kill = h_now_ms() + KILL_MIN_MS + rnd() % KILL_SPAN_MS;
 
 	while (replies < CALLERS * OPS_PER_CALLER) {
-		uint64_t now = now_ms();
+		uint64_t now = h_now_ms();
 
 		assert_true(now < end);
 		if (now >= next_kill && kills < KILLS_MAX) {
 			kill_restart();
-			next_kill = now_ms() + KILL_MIN_MS + rnd() % KILL_SPAN_MS;
+			next_kill = h_now_ms() + KILL_MIN_MS + rnd() % KILL_SPAN_MS;
 		}
 		for (unsigned i = 0; i < CALLERS; i++) {
 			struct caller *cl = &callers[i];
@@ -342,18 +327,6 @@ static void bad(const char *fmt, ...)
 	va_end(ap);
 }
 
-static const char *str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s != NULL ? s : "";
-}
-
-static json_int_t num(const json_t *o, const char *key)
-{
-	return json_integer_value(json_object_get(o, key));
-}
-
 /* The wall clock, as the daemon's journal keeps time. */
 static int64_t wall_ms(void)
 {
@@ -382,7 +355,7 @@ static int64_t iso_ms(const json_t *o, const char *key)
 
 static bool settled(const json_t *row)
 {
-	return strcmp(str(row, "state"), "DONE") == 0 || strcmp(str(row, "state"), "NOT_DONE") == 0;
+	return strcmp(h_json_str(row, "state"), "DONE") == 0 || strcmp(h_json_str(row, "state"), "NOT_DONE") == 0;
 }
 
 /* Unresolved rows, by ListOperations. */
@@ -468,8 +441,8 @@ static int64_t stop_and_restart(void)
 		if (settled(r))
 			continue;
 		assert_true(npend < CALLERS * OPS_PER_CALLER);
-		pend[npend].id = num(r, "id");
-		pend[npend].attempts = num(r, "attempts");
+		pend[npend].id = h_json_num(r, "id");
+		pend[npend].attempts = h_json_num(r, "attempts");
 		pend[npend].failed = 0;
 		npend++;
 		if (t > decidable)
@@ -511,28 +484,28 @@ static int64_t settle_look(int64_t t)
 
 		if (settled(r))
 			continue;
-		p = pending_of(num(r, "id"));
+		p = pending_of(h_json_num(r, "id"));
 		if (p == NULL)
 			fail_msg("%s %s is %s but was settled or not journaled when the daemon stopped",
-				 str(r, "method"), str(r, "partnerReferenceNo"), str(r, "state"));
+				 h_json_str(r, "method"), h_json_str(r, "partnerReferenceNo"), h_json_str(r, "state"));
 		unsettled++;
-		failed = num(r, "attempts") - p->attempts;
+		failed = h_json_num(r, "attempts") - p->attempts;
 		next = iso_ms(r, "nextAttempt");
 		if (failed > p->failed) {
 			progress = true;
 			if (failed > FAILED_ASKS_MAX)
 				fail_msg("B: %s %s: %lld status queries since the final start settled nothing "
-					 "in a sandbox without faults (last: %s)", str(r, "method"),
-					 str(r, "partnerReferenceNo"), (long long)failed, str(r, "detail"));
+					 "in a sandbox without faults (last: %s)", h_json_str(r, "method"),
+					 h_json_str(r, "partnerReferenceNo"), (long long)failed, h_json_str(r, "detail"));
 			fprintf(stderr, "crash test: %s %s: its status query settled nothing (%s); following "
-				"its next attempt at %s\n", str(r, "method"), str(r, "partnerReferenceNo"),
-				str(r, "detail"), str(r, "nextAttempt"));
+				"its next attempt at %s\n", h_json_str(r, "method"), h_json_str(r, "partnerReferenceNo"),
+				h_json_str(r, "detail"), h_json_str(r, "nextAttempt"));
 			p->failed = failed;
 		}
 		if (next <= t - SETTLE_PERIOD_MS && due[0] == '\0')
 			snprintf(due, sizeof(due), "%s %s (row %lld, attempts %lld, next attempt %s, detail: %s)",
-				 str(r, "method"), str(r, "partnerReferenceNo"), (long long)p->id,
-				 (long long)num(r, "attempts"), str(r, "nextAttempt"), str(r, "detail"));
+				 h_json_str(r, "method"), h_json_str(r, "partnerReferenceNo"), (long long)p->id,
+				 (long long)h_json_num(r, "attempts"), h_json_str(r, "nextAttempt"), h_json_str(r, "detail"));
 		if (next < soonest)
 			soonest = next;
 	}
@@ -588,9 +561,9 @@ static json_t *read_log(void)
 			json_t *j = json_loads(line, 0, NULL);
 
 			assert_non_null(j);
-			if (num(j, "seq") != last + 1)
+			if (h_json_num(j, "seq") != last + 1)
 				fail_msg("DOKU's log is not whole: entry %lld follows %lld",
-					 (long long)num(j, "seq"), (long long)last);
+					 (long long)h_json_num(j, "seq"), (long long)last);
 			last++;
 			got++;
 			json_array_append_new(log, j);
@@ -608,10 +581,10 @@ static json_t *row_of_ext(json_t *rows, const char *ext, json_t **earlier)
 
 	*earlier = NULL;
 	json_array_foreach(rows, i, r) {
-		if (strcmp(str(r, "externalId"), ext) == 0)
+		if (strcmp(h_json_str(r, "externalId"), ext) == 0)
 			return r;
 		json_array_foreach(json_object_get(r, "earlier"), k, e)
-			if (strcmp(str(e, "externalId"), ext) == 0) {
+			if (strcmp(h_json_str(e, "externalId"), ext) == 0) {
 				*earlier = e;
 				return r;
 			}
@@ -625,7 +598,7 @@ static json_t *row_of_key(json_t *rows, const char *method, const char *ref)
 	json_t *r;
 
 	json_array_foreach(rows, i, r)
-		if (strcmp(str(r, "method"), method) == 0 && strcmp(str(r, "partnerReferenceNo"), ref) == 0)
+		if (strcmp(h_json_str(r, "method"), method) == 0 && strcmp(h_json_str(r, "partnerReferenceNo"), ref) == 0)
 			return r;
 	return NULL;
 }
@@ -654,26 +627,26 @@ static unsigned effects(json_t *world, const json_t *row, int k, unsigned *by_re
 	*by_ref = 0;
 	json_array_foreach(world, i, t) {
 		if (k == K_CANCEL) {
-			if (strcmp(str(t, "type"), "PAYMENT") == 0 &&
-			    strcmp(str(t, "partnerReferenceNo"), str(row, "partnerReferenceNo")) == 0 &&
-			    strcmp(str(t, "status"), "CANCELLED") == 0) {
+			if (strcmp(h_json_str(t, "type"), "PAYMENT") == 0 &&
+			    strcmp(h_json_str(t, "partnerReferenceNo"), h_json_str(row, "partnerReferenceNo")) == 0 &&
+			    strcmp(h_json_str(t, "status"), "CANCELLED") == 0) {
 				n++;
 				(*by_ref)++;
 			}
 			continue;
 		}
-		if (strcmp(str(t, "type"), tx_type[k]) != 0)
+		if (strcmp(h_json_str(t, "type"), tx_type[k]) != 0)
 			continue;
-		if (strcmp(str(t, "partnerReferenceNo"), str(row, "partnerReferenceNo")) == 0)
+		if (strcmp(h_json_str(t, "partnerReferenceNo"), h_json_str(row, "partnerReferenceNo")) == 0)
 			(*by_ref)++;
-		if (strcmp(str(t, "externalId"), str(row, "externalId")) == 0) {
-			*ext = str(t, "externalId");
+		if (strcmp(h_json_str(t, "externalId"), h_json_str(row, "externalId")) == 0) {
+			*ext = h_json_str(t, "externalId");
 			n++;
 			continue;
 		}
 		json_array_foreach(json_object_get(row, "earlier"), m, e)
-			if (strcmp(str(t, "externalId"), str(e, "externalId")) == 0) {
-				*ext = str(t, "externalId");
+			if (strcmp(h_json_str(t, "externalId"), h_json_str(e, "externalId")) == 0) {
+				*ext = h_json_str(t, "externalId");
 				n++;
 				break;
 			}
@@ -698,42 +671,42 @@ static void prove(void)
 
 	/* A: every money-moving request DOKU received is journaled under its external id */
 	json_array_foreach(log, i, e) {
-		int k = kind_of_path(str(e, "path"));
+		int k = kind_of_path(h_json_str(e, "path"));
 		json_t *att;
 
-		if (k < 0 || str(e, "externalId")[0] == '\0')
+		if (k < 0 || h_json_str(e, "externalId")[0] == '\0')
 			continue;
 		seen++;
-		r = row_of_ext(rows, str(e, "externalId"), &att);
+		r = row_of_ext(rows, h_json_str(e, "externalId"), &att);
 		if (r == NULL) {
 			bad("A: %s %s X-EXTERNAL-ID %s (http %lld, %s) is not in the journal", kind_method[k],
-			    str(e, "partnerReferenceNo"), str(e, "externalId"),
-			    (long long)num(e, "httpStatus"), str(e, "verdict"));
+			    h_json_str(e, "partnerReferenceNo"), h_json_str(e, "externalId"),
+			    (long long)h_json_num(e, "httpStatus"), h_json_str(e, "verdict"));
 			continue;
 		}
-		if (strcmp(str(r, "method"), kind_method[k]) != 0 ||
-		    strcmp(k == K_REFUND ? str(r, "originalReferenceNo") : str(r, "partnerReferenceNo"),
-			   str(e, "partnerReferenceNo")) != 0)
-			bad("A: X-EXTERNAL-ID %s: DOKU saw %s %s, the journal says %s %s", str(e, "externalId"),
-			    kind_method[k], str(e, "partnerReferenceNo"), str(r, "method"),
-			    str(r, "partnerReferenceNo"));
+		if (strcmp(h_json_str(r, "method"), kind_method[k]) != 0 ||
+		    strcmp(k == K_REFUND ? h_json_str(r, "originalReferenceNo") : h_json_str(r, "partnerReferenceNo"),
+			   h_json_str(e, "partnerReferenceNo")) != 0)
+			bad("A: X-EXTERNAL-ID %s: DOKU saw %s %s, the journal says %s %s", h_json_str(e, "externalId"),
+			    kind_method[k], h_json_str(e, "partnerReferenceNo"), h_json_str(r, "method"),
+			    h_json_str(r, "partnerReferenceNo"));
 		/* D: an earlier attempt is one that certainly did not take effect */
-		if (att != NULL && strcmp(str(att, "state"), "NOT_DONE") != 0 &&
-		    num(e, "httpStatus") != 401)
+		if (att != NULL && strcmp(h_json_str(att, "state"), "NOT_DONE") != 0 &&
+		    h_json_num(e, "httpStatus") != 401)
 			bad("D: %s %s was sent again although attempt %s (%s, http %lld) may have happened",
-			    str(r, "method"), str(r, "partnerReferenceNo"), str(att, "externalId"),
-			    str(att, "state"), (long long)num(e, "httpStatus"));
+			    h_json_str(r, "method"), h_json_str(r, "partnerReferenceNo"), h_json_str(att, "externalId"),
+			    h_json_str(att, "state"), (long long)h_json_num(e, "httpStatus"));
 	}
 
 	/* B, C, D: each row's final state is the world's truth, from one attempt */
 	json_array_foreach(rows, i, r) {
-		const char *st = str(r, "state"), *ext = NULL;
+		const char *st = h_json_str(r, "state"), *ext = NULL;
 		unsigned n, by_ref;
 		int k = -1;
 		bool did;
 
 		for (int m = 0; m < 5; m++)
-			if (strcmp(str(r, "method"), kind_method[m]) == 0)
+			if (strcmp(h_json_str(r, "method"), kind_method[m]) == 0)
 				k = m;
 		assert_true(k >= 0);
 		earlier_n += (unsigned)json_array_size(json_object_get(r, "earlier"));
@@ -742,24 +715,24 @@ static void prove(void)
 		else if (strcmp(st, "NOT_DONE") == 0)
 			states[1]++;
 		else {
-			bad("B: %s %s is still %s", str(r, "method"), str(r, "partnerReferenceNo"), st);
+			bad("B: %s %s is still %s", h_json_str(r, "method"), h_json_str(r, "partnerReferenceNo"), st);
 			continue;
 		}
 		n = effects(world, r, k, &by_ref, &ext);
 		did = n > 0;
 		if (did != (strcmp(st, "DONE") == 0))
-			bad("C: %s %s is %s in the journal but %s in DOKU's world (%s)", str(r, "method"),
-			    str(r, "partnerReferenceNo"), st, did ? "happened" : "did not happen",
-			    str(r, "detail"));
+			bad("C: %s %s is %s in the journal but %s in DOKU's world (%s)", h_json_str(r, "method"),
+			    h_json_str(r, "partnerReferenceNo"), st, did ? "happened" : "did not happen",
+			    h_json_str(r, "detail"));
 		if (by_ref != n)
 			bad("D: %s %s: DOKU's world holds %u transactions under its reference, %u of them "
-			    "made by an attempt the journal holds", str(r, "method"),
-			    str(r, "partnerReferenceNo"), by_ref, n);
+			    "made by an attempt the journal holds", h_json_str(r, "method"),
+			    h_json_str(r, "partnerReferenceNo"), by_ref, n);
 		if (n > 1)
-			bad("D: %s %s took effect %u times", str(r, "method"), str(r, "partnerReferenceNo"), n);
-		else if (did && ext != NULL && strcmp(ext, str(r, "externalId")) != 0)
-			bad("D: %s %s happened with X-EXTERNAL-ID %s, an earlier attempt", str(r, "method"),
-			    str(r, "partnerReferenceNo"), ext);
+			bad("D: %s %s took effect %u times", h_json_str(r, "method"), h_json_str(r, "partnerReferenceNo"), n);
+		else if (did && ext != NULL && strcmp(ext, h_json_str(r, "externalId")) != 0)
+			bad("D: %s %s happened with X-EXTERNAL-ID %s, an earlier attempt", h_json_str(r, "method"),
+			    h_json_str(r, "partnerReferenceNo"), ext);
 	}
 
 	/* E: every reply told the truth */
@@ -770,16 +743,16 @@ static void prove(void)
 			continue;
 		r = row_of_key(rows, kind_method[o->k], o->ref);
 		if (o->outcome == C(OUTCOME_DONE)) {
-			if (r == NULL || strcmp(str(r, "state"), "DONE") != 0 ||
-			    strcmp(str(r, "externalId"), o->ext) != 0)
+			if (r == NULL || strcmp(h_json_str(r, "state"), "DONE") != 0 ||
+			    strcmp(h_json_str(r, "externalId"), o->ext) != 0)
 				bad("E: %s %s was answered DONE (%s) but is %s (%s)", kind_method[o->k], o->ref,
-				    o->ext, r != NULL ? str(r, "state") : "not journaled",
-				    r != NULL ? str(r, "externalId") : "-");
+				    o->ext, r != NULL ? h_json_str(r, "state") : "not journaled",
+				    r != NULL ? h_json_str(r, "externalId") : "-");
 			states[2]++;
 		} else if (o->outcome == C(OUTCOME_NOT_DONE)) {
-			if (r != NULL && strcmp(str(r, "state"), "NOT_DONE") != 0)
+			if (r != NULL && strcmp(h_json_str(r, "state"), "NOT_DONE") != 0)
 				bad("E: %s %s was answered NOT_DONE but is %s", kind_method[o->k], o->ref,
-				    str(r, "state"));
+				    h_json_str(r, "state"));
 			states[3]++;
 		} else {
 			states[4]++;
@@ -901,7 +874,7 @@ static void test_shutdown_cut_query(void **state)
 	snprintf(ref, sizeof(ref), "%s", h_ref("cut"));
 	tu.partner_reference_no = ref;
 	tu.customer_number = cust.account_no;
-	amount(&a, "1000.00");
+	h_amount(&a, "1000.00");
 	tu.amount = &a;
 	tu.session_id = "cut";
 	tu.notes = "cut status query";
@@ -912,9 +885,9 @@ static void test_shutdown_cut_query(void **state)
 	dokubridge_free(c);
 
 	/* its status query is out, held by the sandbox: the delay fault was taken */
-	end = now_ms() + H_WAIT_MS;
+	end = h_now_ms() + H_WAIT_MS;
 	while (faults_armed()) {
-		assert_true(now_ms() < end);
+		assert_true(h_now_ms() < end);
 		poll(NULL, 0, POLL_MS); /* bounded polling of an observable condition */
 	}
 	h_daemon_signal(&env, SIGTERM);
@@ -922,27 +895,27 @@ static void test_shutdown_cut_query(void **state)
 	rows = export_journal();
 	assert_int_equal(json_array_size(rows), 1);
 	r = json_array_get(rows, 0);
-	assert_string_equal(str(r, "state"), "UNKNOWN");
-	if (num(r, "attempts") != 0)
+	assert_string_equal(h_json_str(r, "state"), "UNKNOWN");
+	if (h_json_num(r, "attempts") != 0)
 		fail_msg("the status query cut by the shutdown counted as attempt %lld (%s), next attempt %s",
-			 (long long)num(r, "attempts"), str(r, "detail"), str(r, "nextAttempt"));
+			 (long long)h_json_num(r, "attempts"), h_json_str(r, "detail"), h_json_str(r, "nextAttempt"));
 	json_decref(rows);
 
 	/* the next start asks it at once: it happened */
 	h_daemon_start(&env, NULL, NULL);
 	c = h_client(&env);
-	end = now_ms() + SETTLE_PERIOD_MS;
+	end = h_now_ms() + SETTLE_PERIOD_MS;
 	while (unresolved(c)) {
-		assert_true(now_ms() < end);
+		assert_true(h_now_ms() < end);
 		poll(NULL, 0, POLL_MS); /* bounded polling of an observable condition */
 	}
 	dokubridge_free(c);
 	rows = export_journal();
 	r = json_array_get(rows, 0);
 	assert_non_null(r);
-	assert_string_equal(str(r, "state"), "DONE");
-	assert_int_equal(num(r, "attempts"), 1);
-	assert_string_equal(str(r, "externalId"), ext);
+	assert_string_equal(h_json_str(r, "state"), "DONE");
+	assert_int_equal(h_json_num(r, "attempts"), 1);
+	assert_string_equal(h_json_str(r, "externalId"), ext);
 	h_sim_external_id(&env, kind_path[K_TOPUP], ref, sim_ext);
 	assert_string_equal(sim_ext, ext);
 	json_decref(rows);

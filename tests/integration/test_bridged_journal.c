@@ -53,33 +53,6 @@ static char refund_hint[DOKUBRIDGE_MESSAGE_MAX], refund_no[96]; /* test_partial_
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void amount(Doku__Wallet__V1__Amount *a, const char *value)
-{
-	doku__wallet__v1__amount__init(a);
-	a->value = (char *)value;
-	a->currency = "IDR";
-}
-
-static const char *str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s != NULL ? s : "";
-}
-
-static long long num(const json_t *o, const char *key)
-{
-	return (long long)json_integer_value(json_object_get(o, key));
-}
-
 static void show(const char *what, const dokubridge_result *res)
 {
 	fprintf(stderr, "%s: %s http=%u rc=%s outcome=%s ext=%s: %s\n", what,
@@ -95,7 +68,7 @@ static int topup(const char *ref, const char *value, dokubridge_result *res)
 
 	tu.partner_reference_no = (char *)ref;
 	tu.customer_number = cust.account_no;
-	amount(&a, value);
+	h_amount(&a, value);
 	tu.amount = &a;
 	tu.session_id = "journal";
 	tu.notes = "journal test";
@@ -110,7 +83,7 @@ static void purchase_init(Doku__Wallet__V1__PurchaseRequest *p, Doku__Wallet__V1
 	doku__wallet__v1__purchase_request__init(p);
 	p->partner_reference_no = (char *)ref;
 	p->charge_token = "DOKU";
-	amount(a, value);
+	h_amount(a, value);
 	p->amount = a;
 }
 
@@ -159,7 +132,7 @@ static json_t *sim_log(const char *path, const char *ref)
 		json_t *o = json_loads(line, 0, NULL);
 
 		assert_non_null(o);
-		if (strcmp(str(o, "path"), path) == 0 && strcmp(str(o, "partnerReferenceNo"), ref) == 0)
+		if (strcmp(h_json_str(o, "path"), path) == 0 && strcmp(h_json_str(o, "partnerReferenceNo"), ref) == 0)
 			json_array_append(out, o);
 		json_decref(o);
 	}
@@ -181,7 +154,7 @@ static json_t *world_txns(const char *type, const char *ref)
 	free(text);
 	assert_non_null(all);
 	json_array_foreach(all, i, t)
-		if (strcmp(str(t, "partnerReferenceNo"), ref) == 0)
+		if (strcmp(h_json_str(t, "partnerReferenceNo"), ref) == 0)
 			json_array_append(out, t);
 	json_decref(all);
 	return out;
@@ -196,7 +169,7 @@ static int run_tool_with(const char *conf, const char *arg, char **out, char **e
 	char *buf[2] = { NULL, NULL };
 	size_t len[2] = { 0, 0 };
 	bool open_[2] = { true, true };
-	uint64_t end = now_ms() + H_WAIT_MS;
+	uint64_t end = h_now_ms() + H_WAIT_MS;
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 
@@ -212,7 +185,7 @@ static int run_tool_with(const char *conf, const char *arg, char **out, char **e
 	while (open_[0] || open_[1]) {
 		struct pollfd p[2] = { { open_[0] ? po[0] : -1, POLLIN, 0 },
 				       { open_[1] ? pe[0] : -1, POLLIN, 0 } };
-		int left = (int)(end - now_ms());
+		int left = (int)(end - h_now_ms());
 
 		if (left <= 0) {
 			kill(pid, SIGKILL);
@@ -292,7 +265,7 @@ static json_t *row_of(json_t *rows, const char *method, const char *ref)
 	json_t *r;
 
 	json_array_foreach(rows, i, r)
-		if (strcmp(str(r, "method"), method) == 0 && strcmp(str(r, "partnerReferenceNo"), ref) == 0)
+		if (strcmp(h_json_str(r, "method"), method) == 0 && strcmp(h_json_str(r, "partnerReferenceNo"), ref) == 0)
 			return r;
 	fail_msg("no journal row for %s %s in the export", method, ref);
 	return NULL;
@@ -367,17 +340,17 @@ static void test_not_done_sent_again(void **state)
 	/* DOKU saw it twice, with two X-EXTERNAL-IDs: refused, then done */
 	log = sim_log(PURCHASE, ref);
 	assert_int_equal(json_array_size(log), 2);
-	assert_string_equal(str(json_array_get(log, 0), "externalId"), ext1);
-	assert_int_equal(num(json_array_get(log, 0), "httpStatus"), 403);
-	assert_string_equal(str(json_array_get(log, 0), "responseCode"), "4035414");
-	assert_string_equal(str(json_array_get(log, 1), "externalId"), ext2);
-	assert_int_equal(num(json_array_get(log, 1), "httpStatus"), 200);
+	assert_string_equal(h_json_str(json_array_get(log, 0), "externalId"), ext1);
+	assert_int_equal(h_json_num(json_array_get(log, 0), "httpStatus"), 403);
+	assert_string_equal(h_json_str(json_array_get(log, 0), "responseCode"), "4035414");
+	assert_string_equal(h_json_str(json_array_get(log, 1), "externalId"), ext2);
+	assert_int_equal(h_json_num(json_array_get(log, 1), "httpStatus"), 200);
 	json_decref(log);
 	/* ... and it took effect once, under the second */
 	world = world_txns("PAYMENT", ref);
 	assert_int_equal(json_array_size(world), 1);
-	assert_string_equal(str(json_array_get(world, 0), "externalId"), ext2);
-	assert_string_equal(str(json_array_get(world, 0), "status"), "SUCCESS");
+	assert_string_equal(h_json_str(json_array_get(world, 0), "externalId"), ext2);
+	assert_string_equal(h_json_str(json_array_get(world, 0), "status"), "SUCCESS");
 	json_decref(world);
 
 	/* the journal: DONE under the X-EXTERNAL-ID that took effect, with DOKU's answer */
@@ -399,14 +372,14 @@ static void test_not_done_sent_again(void **state)
 	/* the refused attempt is in the row's history */
 	rows = export_journal();
 	row = row_of(rows, "Purchase", ref);
-	assert_string_equal(str(row, "state"), "DONE");
-	assert_string_equal(str(row, "externalId"), ext2);
+	assert_string_equal(h_json_str(row, "state"), "DONE");
+	assert_string_equal(h_json_str(row, "externalId"), ext2);
 	earlier = json_object_get(row, "earlier");
 	assert_int_equal(json_array_size(earlier), 1);
-	assert_string_equal(str(json_array_get(earlier, 0), "externalId"), ext1);
-	assert_string_equal(str(json_array_get(earlier, 0), "state"), "NOT_DONE");
-	assert_int_equal(num(json_array_get(earlier, 0), "httpStatus"), 403);
-	assert_string_equal(str(json_array_get(earlier, 0), "responseCode"), "4035414");
+	assert_string_equal(h_json_str(json_array_get(earlier, 0), "externalId"), ext1);
+	assert_string_equal(h_json_str(json_array_get(earlier, 0), "state"), "NOT_DONE");
+	assert_int_equal(h_json_num(json_array_get(earlier, 0), "httpStatus"), 403);
+	assert_string_equal(h_json_str(json_array_get(earlier, 0), "responseCode"), "4035414");
 	json_decref(rows);
 
 	/* once DONE, the same reference is answered from the journal, not sent */
@@ -460,15 +433,15 @@ static void test_not_done_race(void **state)
 
 	log = sim_log(PURCHASE, ref);
 	assert_int_equal(json_array_size(log), 2); /* the refused one, one resend */
-	assert_string_equal(str(json_array_get(log, 0), "externalId"), ext1);
-	assert_string_not_equal(str(json_array_get(log, 1), "externalId"), ext1);
+	assert_string_equal(h_json_str(json_array_get(log, 0), "externalId"), ext1);
+	assert_string_not_equal(h_json_str(json_array_get(log, 1), "externalId"), ext1);
 	world = world_txns("PAYMENT", ref);
 	assert_int_equal(json_array_size(world), 1);
-	assert_string_equal(str(json_array_get(world, 0), "externalId"),
-			    str(json_array_get(log, 1), "externalId"));
+	assert_string_equal(h_json_str(json_array_get(world, 0), "externalId"),
+			    h_json_str(json_array_get(log, 1), "externalId"));
 	g = get_op(ref, "Purchase", NULL);
 	assert_int_equal(g->operation->state, OPSTATE(DONE));
-	assert_string_equal(g->operation->external_id, str(json_array_get(log, 1), "externalId"));
+	assert_string_equal(g->operation->external_id, h_json_str(json_array_get(log, 1), "externalId"));
 	dokubridge_message_free(g);
 	json_decref(world);
 	json_decref(log);
@@ -500,19 +473,19 @@ static void test_401_retry(void **state)
 	/* DOKU saw the refused attempt and the retry, each with its own X-EXTERNAL-ID */
 	log = sim_log(TOPUP, ref);
 	assert_int_equal(json_array_size(log), 2);
-	assert_int_equal(num(json_array_get(log, 0), "httpStatus"), 401);
-	assert_string_equal(str(json_array_get(log, 0), "verdict"), "invalid_b2b_token");
-	snprintf(ext1, sizeof(ext1), "%s", str(json_array_get(log, 0), "externalId"));
-	assert_int_equal(num(json_array_get(log, 1), "httpStatus"), 200);
-	assert_string_equal(str(json_array_get(log, 1), "externalId"), ext2);
+	assert_int_equal(h_json_num(json_array_get(log, 0), "httpStatus"), 401);
+	assert_string_equal(h_json_str(json_array_get(log, 0), "verdict"), "invalid_b2b_token");
+	snprintf(ext1, sizeof(ext1), "%s", h_json_str(json_array_get(log, 0), "externalId"));
+	assert_int_equal(h_json_num(json_array_get(log, 1), "httpStatus"), 200);
+	assert_string_equal(h_json_str(json_array_get(log, 1), "externalId"), ext2);
 	assert_int_equal(strlen(ext1), 36);
 	assert_string_not_equal(ext1, ext2);
 	json_decref(log);
 	/* applied once, under the retry's X-EXTERNAL-ID */
 	world = world_txns("TOPUP", ref);
 	assert_int_equal(json_array_size(world), 1);
-	assert_string_equal(str(json_array_get(world, 0), "externalId"), ext2);
-	assert_string_equal(str(json_array_get(world, 0), "amount"), "1234.00");
+	assert_string_equal(h_json_str(json_array_get(world, 0), "externalId"), ext2);
+	assert_string_equal(h_json_str(json_array_get(world, 0), "amount"), "1234.00");
 	json_decref(world);
 
 	/* the journal: the X-EXTERNAL-ID that reached DOKU and took effect, DONE */
@@ -524,19 +497,19 @@ static void test_401_retry(void **state)
 	dokubridge_message_free(g);
 	rows = export_journal();
 	row = row_of(rows, "TopUp", ref);
-	assert_string_equal(str(row, "externalId"), ext2);
+	assert_string_equal(h_json_str(row, "externalId"), ext2);
 	earlier = json_object_get(row, "earlier");
 	assert_int_equal(json_array_size(earlier), 1);
 	fprintf(stderr, "401 retry: earlier attempt %s state %s http %lld rc \"%s\"\n",
-		str(json_array_get(earlier, 0), "externalId"), str(json_array_get(earlier, 0), "state"),
-		num(json_array_get(earlier, 0), "httpStatus"),
-		str(json_array_get(earlier, 0), "responseCode"));
-	assert_string_equal(str(json_array_get(earlier, 0), "externalId"), ext1);
+		h_json_str(json_array_get(earlier, 0), "externalId"), h_json_str(json_array_get(earlier, 0), "state"),
+		h_json_num(json_array_get(earlier, 0), "httpStatus"),
+		h_json_str(json_array_get(earlier, 0), "responseCode"));
+	assert_string_equal(h_json_str(json_array_get(earlier, 0), "externalId"), ext1);
 	/* kept with DOKU's refusal: it did not take effect */
-	assert_string_equal(str(json_array_get(earlier, 0), "state"), "NOT_DONE");
-	assert_int_equal(num(json_array_get(earlier, 0), "httpStatus"), 401);
-	assert_int_equal(strlen(str(json_array_get(earlier, 0), "responseCode")), 7);
-	assert_memory_equal(str(json_array_get(earlier, 0), "responseCode"), "401", 3);
+	assert_string_equal(h_json_str(json_array_get(earlier, 0), "state"), "NOT_DONE");
+	assert_int_equal(h_json_num(json_array_get(earlier, 0), "httpStatus"), 401);
+	assert_int_equal(strlen(h_json_str(json_array_get(earlier, 0), "responseCode")), 7);
+	assert_memory_equal(h_json_str(json_array_get(earlier, 0), "responseCode"), "401", 3);
 	json_decref(rows);
 }
 
@@ -564,7 +537,7 @@ static void test_partial_refund_reconciled(void **state)
 	rf.original_partner_reference_no = buy;
 	rf.partner_refund_no = refund;
 	rf.reason = "one item returned";
-	amount(&a, "5000.00");
+	h_amount(&a, "5000.00");
 	rf.refund_amount = &a;
 	rc = h_call(cli, CUST, "RefundPurchase", &rf.base, NULL, &res);
 	show("RefundPurchase", &res);
@@ -578,31 +551,31 @@ static void test_partial_refund_reconciled(void **state)
 	assert_non_null(strstr(res.message, ext));
 	log = sim_log(REFUND, buy); /* the log names a refund by its purchase */
 	assert_int_equal(json_array_size(log), 1);
-	assert_string_equal(str(json_array_get(log, 0), "externalId"), ext);
+	assert_string_equal(h_json_str(json_array_get(log, 0), "externalId"), ext);
 	json_decref(log);
 
 	/* reconciliation settles it: poll GetOperation, bounded */
-	start = now_ms();
+	start = h_now_ms();
 	end = start + RECONCILE_WAIT_MS;
 	for (;;) {
 		g = get_op(refund, "RefundPurchase", NULL);
 		if (g->operation->state != OPSTATE(UNKNOWN) && g->operation->state != OPSTATE(PENDING))
 			break;
-		if (now_ms() > end) {
+		if (h_now_ms() > end) {
 			json_t *rows = export_journal();
 			json_t *row = row_of(rows, "RefundPurchase", refund);
 
 			fail_msg("the partial refund %s is still %s after %d ms and %u status queries: "
 				 "\"%s\" (reconciling a partial refund needs GetTransaction by "
 				 "partnerRefundNo; GetPurchaseStatus cannot tell part of a purchase)",
-				 refund, str(row, "state"), RECONCILE_WAIT_MS,
-				 g->operation->reconcile_attempts, str(row, "detail"));
+				 refund, h_json_str(row, "state"), RECONCILE_WAIT_MS,
+				 g->operation->reconcile_attempts, h_json_str(row, "detail"));
 		}
 		dokubridge_message_free(g);
 		poll(NULL, 0, 100); /* bounded polling of an observable condition */
 	}
 	fprintf(stderr, "partial refund reconciled in %llu ms, %u status queries: %s\n",
-		(unsigned long long)(now_ms() - start), g->operation->reconcile_attempts,
+		(unsigned long long)(h_now_ms() - start), g->operation->reconcile_attempts,
 		g->operation->response_code);
 	assert_int_equal(g->operation->state, OPSTATE(DONE));
 	assert_string_equal(g->operation->external_id, ext);
@@ -617,13 +590,13 @@ static void test_partial_refund_reconciled(void **state)
 	/* the journal agrees with DOKU's world: this refund, of this part, once */
 	world = world_txns("REFUND", refund);
 	assert_int_equal(json_array_size(world), 1);
-	assert_string_equal(str(json_array_get(world, 0), "externalId"), ext);
-	assert_string_equal(str(json_array_get(world, 0), "amount"), "5000.00");
+	assert_string_equal(h_json_str(json_array_get(world, 0), "externalId"), ext);
+	assert_string_equal(h_json_str(json_array_get(world, 0), "amount"), "5000.00");
 	json_decref(world);
 	world = world_txns("PAYMENT", buy);
 	assert_int_equal(json_array_size(world), 1);
-	assert_string_equal(str(json_array_get(world, 0), "refunded"), "5000.00");
-	assert_string_equal(str(json_array_get(world, 0), "status"), "SUCCESS");
+	assert_string_equal(h_json_str(json_array_get(world, 0), "refunded"), "5000.00");
+	assert_string_equal(h_json_str(json_array_get(world, 0), "status"), "SUCCESS");
 	json_decref(world);
 	/* never sent again: neither by reconciliation nor when the caller asks again */
 	rc = h_call(cli, CUST, "RefundPurchase", &rf.base, NULL, &res);
@@ -736,42 +709,42 @@ static void test_verify_and_export(void **state)
 	assert_non_null(strstr(out, want));
 
 	json_array_foreach(rows, i, r) {
-		Doku__Wallet__V1__GetOperationResponse *g = get_op(NULL, NULL, str(r, "externalId"));
+		Doku__Wallet__V1__GetOperationResponse *g = get_op(NULL, NULL, h_json_str(r, "externalId"));
 		const Doku__Wallet__V1__Operation *o = g->operation;
 		const json_t *amt = json_object_get(r, "amount");
 		bool settled = o->state == OPSTATE(DONE) || o->state == OPSTATE(NOT_DONE);
 		char *b64 = base64(o->response.data, o->response.len);
 
 		assert_true(json_is_integer(json_object_get(r, "id")));
-		assert_string_equal(str(r, "method"), o->method);
-		assert_string_equal(str(r, "profile"), o->profile);
-		assert_string_equal(str(r, "profile"), "default");
-		assert_string_equal(str(r, "customerRef"), o->customer_ref);
-		assert_string_equal(str(r, "customerRef"), CUST);
-		assert_string_equal(str(r, "partnerReferenceNo"), o->partner_reference_no);
-		assert_string_equal(str(r, "externalId"), o->external_id);
-		assert_string_equal(str(amt, "value"), o->amount != NULL ? o->amount->value : "");
-		assert_string_equal(str(amt, "currency"), o->amount != NULL ? o->amount->currency : "");
-		assert_string_equal(str(r, "bodySha256"), o->body_sha256);
+		assert_string_equal(h_json_str(r, "method"), o->method);
+		assert_string_equal(h_json_str(r, "profile"), o->profile);
+		assert_string_equal(h_json_str(r, "profile"), "default");
+		assert_string_equal(h_json_str(r, "customerRef"), o->customer_ref);
+		assert_string_equal(h_json_str(r, "customerRef"), CUST);
+		assert_string_equal(h_json_str(r, "partnerReferenceNo"), o->partner_reference_no);
+		assert_string_equal(h_json_str(r, "externalId"), o->external_id);
+		assert_string_equal(h_json_str(amt, "value"), o->amount != NULL ? o->amount->value : "");
+		assert_string_equal(h_json_str(amt, "currency"), o->amount != NULL ? o->amount->currency : "");
+		assert_string_equal(h_json_str(r, "bodySha256"), o->body_sha256);
 		assert_int_equal(strlen(o->body_sha256), 64);
 		assert_true((unsigned)o->state < 5);
 		if (settled) { /* an unsettled row may move between the two reads */
-			assert_string_equal(str(r, "state"), state_names[o->state]);
-			assert_int_equal(num(r, "httpStatus"), o->http_status);
-			assert_string_equal(str(r, "responseCode"), o->response_code);
-			assert_string_equal(str(r, "responseMessage"), o->response_message);
-			assert_int_equal(num(r, "attempts"), o->reconcile_attempts);
-			assert_string_equal(str(r, "detail"), o->detail);
+			assert_string_equal(h_json_str(r, "state"), state_names[o->state]);
+			assert_int_equal(h_json_num(r, "httpStatus"), o->http_status);
+			assert_string_equal(h_json_str(r, "responseCode"), o->response_code);
+			assert_string_equal(h_json_str(r, "responseMessage"), o->response_message);
+			assert_int_equal(h_json_num(r, "attempts"), o->reconcile_attempts);
+			assert_string_equal(h_json_str(r, "detail"), o->detail);
 			assert_string_equal(json_is_null(json_object_get(r, "response")) ? "" :
-					    str(r, "response"), b64);
-			assert_int_equal(epoch_of(str(r, "updated")), epoch_of(o->updated_at));
+					    h_json_str(r, "response"), b64);
+			assert_int_equal(epoch_of(h_json_str(r, "updated")), epoch_of(o->updated_at));
 		}
-		assert_true(epoch_of(str(r, "created")) > 0);
-		assert_int_equal(epoch_of(str(r, "created")), epoch_of(o->created_at));
-		assert_true(epoch_of(str(r, "requestTime")) > 0);
+		assert_true(epoch_of(h_json_str(r, "created")) > 0);
+		assert_int_equal(epoch_of(h_json_str(r, "created")), epoch_of(o->created_at));
+		assert_true(epoch_of(h_json_str(r, "requestTime")) > 0);
 		assert_true(json_is_array(json_object_get(r, "earlier")));
-		if (strcmp(str(r, "method"), "RefundPurchase") == 0)
-			assert_true(str(r, "originalReferenceNo")[0] != '\0');
+		if (strcmp(h_json_str(r, "method"), "RefundPurchase") == 0)
+			assert_true(h_json_str(r, "originalReferenceNo")[0] != '\0');
 		done += o->state == OPSTATE(DONE);
 		checked++;
 		free(b64);

@@ -32,13 +32,6 @@ static int group_teardown(void **state)
 	return 0;
 }
 
-static void amount(Doku__Wallet__V1__Amount *a, const char *value)
-{
-	doku__wallet__v1__amount__init(a);
-	a->value = (char *)value;
-	a->currency = "IDR";
-}
-
 /* CreateAccount, VerifyOtp, BindAccount, InquireAccount, OpenCustomerSession. */
 static void test_onboarding(void **state)
 {
@@ -84,7 +77,7 @@ static void test_money_in(void **state)
 	snprintf(topup_ref, sizeof(topup_ref), "%s", h_ref("topup"));
 	tu.partner_reference_no = topup_ref;
 	tu.customer_number = cust.account_no;
-	amount(&a, "250000.00");
+	h_amount(&a, "250000.00");
 	tu.amount = &a;
 	tu.session_id = "sess-1";
 	tu.notes = "test top-up";
@@ -130,7 +123,7 @@ static void test_bank(void **state)
 	tb.account_type = "SAVINGS";
 	tb.beneficiary_account_number = "8888123456";
 	tb.beneficiary_bank_code = "014";
-	amount(&a, "10000.00");
+	h_amount(&a, "10000.00");
 	tb.amount = &a;
 	ti.reference_no = ibr->reference_no;
 	tb.additional_info = &ti;
@@ -161,7 +154,7 @@ static void test_purchase_cycle(void **state)
 	snprintf(ref1, sizeof(ref1), "%s", h_ref("buy"));
 	p.partner_reference_no = ref1;
 	p.charge_token = "DOKU";
-	amount(&a, "15000.00");
+	h_amount(&a, "15000.00");
 	p.amount = &a;
 	OK_CALL(cli, "cust-1", "Purchase", p, NULL, &res);
 	assert_int_equal(res.outcome, C(OUTCOME_DONE));
@@ -225,7 +218,7 @@ static void test_refusal(void **state)
 	(void)state;
 	p.partner_reference_no = (char *)h_ref("big");
 	p.charge_token = "DOKU";
-	amount(&a, "99999999.00");
+	h_amount(&a, "99999999.00");
 	p.amount = &a;
 	assert_int_equal(h_call(cli, "cust-1", "Purchase", &p.base, (ProtobufCMessage **)&pr, &res),
 			 -C(FAILED_PRECONDITION));
@@ -255,7 +248,7 @@ static void test_journal(void **state)
 	snprintf(ref, sizeof(ref), "%s", h_ref("jbuy"));
 	p.partner_reference_no = ref;
 	p.charge_token = "DOKU";
-	amount(&a, "1000.00");
+	h_amount(&a, "1000.00");
 	p.amount = &a;
 	OK_CALL(cli, "cust-1", "Purchase", p, NULL, &res);
 	assert_int_equal(res.outcome, C(OUTCOME_DONE));
@@ -269,7 +262,7 @@ static void test_journal(void **state)
 	assert_int_equal(h_sim_requests(&env, "/snap-adapter/b2b2c/v1.0/debit/payment-host-to-host",
 					ref), 1);
 	/* ... but a different request under it is refused */
-	amount(&a, "2000.00");
+	h_amount(&a, "2000.00");
 	assert_int_equal(h_call(cli, "cust-1", "Purchase", &p.base, NULL, &res), -C(ALREADY_EXISTS));
 	assert_int_equal(res.outcome, C(OUTCOME_NOT_DONE));
 
