@@ -44,6 +44,7 @@ struct journal {
 	int64_t timer_due;       /* wall-clock ms the timer fires at; 0: not armed */
 	bool started, scanning, rescan, closing;
 	unsigned active;         /* status queries in flight */
+	int64_t busy[JOURNAL_RECONCILE_PARALLEL]; /* their rows' ids (0: a free slot) */
 	unsigned closes;         /* journal_close: timer and store closes not yet done */
 	/* retention (journal_retention_days) */
 	uv_timer_t prune_timer;
@@ -548,15 +549,35 @@ static void arm(journal *j, int64_t due_ms)
 	uv_timer_start(&j->timer, on_timer, (uint64_t)(due_ms - now), 0);
 }
 
+/* Slot bookkeeping of the rows whose status query is in flight: the slot
+ * holding id from becomes to (from 0: a free slot takes to). */
+static void set_busy(journal *j, int64_t from, int64_t to)
+{
+	for (unsigned i = 0; i < JOURNAL_RECONCILE_PARALLEL; i++)
+		if (j->busy[i] == from) {
+			j->busy[i] = to;
+			return;
+		}
+}
+
+static bool is_busy(const journal *j, int64_t id)
+{
+	for (unsigned i = 0; i < JOURNAL_RECONCILE_PARALLEL; i++)
+		if (j->busy[i] == id)
+			return true;
+	return false;
+}
+
 static void query_end(struct query *q)
 {
 	journal *j = q->j;
 
+	set_busy(j, q->row.id, 0);
 	snap_arena_free(&q->arena);
 	free(q);
 	j->active--;
-	if (j->active == 0 && !j->closing)
-		scan(j);
+	if (!j->closing)
+		scan(j); /* a slot is free: the next due row need not wait for the others */
 }
 
 static void on_reconciled(const store_result *res, void *data)
@@ -686,6 +707,7 @@ static void start_query(journal *j, const store_row *row)
 	q->row.response_len = 0;
 	snap_arena_init(&q->arena, QUERY_ARENA_MAX);
 	j->active++;
+	set_busy(j, 0, row->id);
 	if (row->original_reference_no[0] != '\0' && reconcile_needs_original(row->method)) {
 		/* Cancel: the purchase's row gives its transactionDate */
 		k.profile = row->profile;
@@ -712,15 +734,17 @@ static void on_due(const store_result *res, void *data)
 		return;
 	}
 	for (size_t i = 0; i < res->n_rows; i++) {
+		if (is_busy(j, res->rows[i].id))
+			continue; /* its query is in flight */
 		if (res->rows[i].next_attempt_ms > now) {
 			arm(j, res->rows[i].next_attempt_ms);
 			break;
 		}
 		if (j->active >= JOURNAL_RECONCILE_PARALLEL)
-			break; /* the rest: once these are done */
+			break; /* the rest: as slots free up */
 		start_query(j, &res->rows[i]);
 	}
-	if (j->active == 0 && j->rescan)
+	if (j->rescan && j->active < JOURNAL_RECONCILE_PARALLEL)
 		scan(j);
 }
 
@@ -730,7 +754,7 @@ static void scan(journal *j)
 
 	if (j->closing || !j->started || j->b->draining)
 		return;
-	if (j->scanning || j->active > 0) {
+	if (j->scanning || j->active >= JOURNAL_RECONCILE_PARALLEL) {
 		j->rescan = true;
 		return;
 	}

@@ -615,6 +615,19 @@ void h_fault(h_env *e, const char *json)
 	free(r);
 }
 
+bool h_faults_armed(h_env *e)
+{
+	char *text = h_ctl(e, "GET", "/control/faults", NULL, NULL);
+	json_t *j = json_loads(text, 0, NULL);
+	bool armed;
+
+	free(text);
+	assert_true(json_is_array(j));
+	armed = json_array_size(j) > 0;
+	json_decref(j);
+	return armed;
+}
+
 /* ---- clients --------------------------------------------------------------------------- */
 
 dokubridge_client *h_client(h_env *e)

@@ -73,6 +73,8 @@ unsigned h_sim_requests(h_env *e, const char *path, const char *ref);
 void h_sim_external_id(h_env *e, const char *path, const char *ref, char out[64]);
 /* Arm a fault (JSON of POST /control/faults). */
 void h_fault(h_env *e, const char *json);
+/* Whether any armed fault is still to be taken (GET /control/faults not empty). */
+bool h_faults_armed(h_env *e);
 /* Stop the simulator with sig (SIGKILL: a crash) and start a new one on the
  * same HTTPS and control addresses (a new, empty world); returns once it is ready. */
 void h_sim_restart(h_env *e, int sig);

@@ -828,19 +828,6 @@ static void test_crash(void **state)
 
 #define TOPUP_STATUS_PATH "/snap-adapter/b2b2c/v1.0/emoney/topup-status"
 
-static bool faults_armed(void)
-{
-	char *text = h_ctl(&env, "GET", "/control/faults", NULL, NULL);
-	json_t *j = json_loads(text, 0, NULL);
-	bool armed;
-
-	free(text);
-	assert_true(json_is_array(j));
-	armed = json_array_size(j) > 0;
-	json_decref(j);
-	return armed;
-}
-
 /* A TopUp whose answer is lost is UNKNOWN; its status query is held by the
  * sandbox longer than the drain when the daemon is stopped (SIGTERM). The cut
  * query is no answer of DOKU: the row keeps its attempts and schedule, and the
@@ -886,7 +873,7 @@ static void test_shutdown_cut_query(void **state)
 
 	/* its status query is out, held by the sandbox: the delay fault was taken */
 	end = h_now_ms() + H_WAIT_MS;
-	while (faults_armed()) {
+	while (h_faults_armed(&env)) {
 		assert_true(h_now_ms() < end);
 		poll(NULL, 0, POLL_MS); /* bounded polling of an observable condition */
 	}

@@ -38,6 +38,10 @@ extern char **environ;
 #define PURCHASE "/snap-adapter/b2b2c/v1.0/debit/payment-host-to-host"
 #define TOPUP "/snap-adapter/b2b2c/v1.0/emoney/topup"
 #define REFUND "/snap-adapter/b2b2c/v1.0/debit/refund"
+#define TOPUP_STATUS "/snap-adapter/b2b2c/v1.0/emoney/topup-status"
+#define SLOW_QUERY_MS 8000     /* a status query DOKU holds */
+#define OTHER_SETTLES_MS 5000  /* another row settles meanwhile (first query after 0.5..1 s) */
+#define POLL_MS 50
 #define CUST "jr"
 #define RECONCILE_WAIT_MS 30000 /* first status query after 0.5..1 s, then 1, 2, 4, 8 s */
 #define TOOL_OUT_MAX (4u * 1024u * 1024u)
@@ -607,6 +611,64 @@ static void test_partial_refund_reconciled(void **state)
 	assert_int_equal(h_sim_requests(&env, REFUND, buy), 1);
 }
 
+/* Wait (bounded) until ref's row (method) leaves UNKNOWN/PENDING; its state, or -1. */
+static int settled_within(const char *ref, const char *method, uint64_t ms)
+{
+	uint64_t end = h_now_ms() + ms;
+
+	for (;;) {
+		Doku__Wallet__V1__GetOperationResponse *g = get_op(ref, method, NULL);
+		int st = (int)g->operation->state;
+
+		dokubridge_message_free(g);
+		if (st != OPSTATE(UNKNOWN) && st != OPSTATE(PENDING))
+			return st;
+		if (h_now_ms() > end)
+			return -1;
+		poll(NULL, 0, POLL_MS); /* bounded polling of an observable condition */
+	}
+}
+
+/* One slow status query does not hold up the others: a TopUp's query is held
+ * by DOKU for SLOW_QUERY_MS; a Purchase of unknown outcome meanwhile settles at
+ * once (reconciliation used to wait for every query in flight to end). */
+static void test_slow_query_does_not_hold_others(void **state)
+{
+	char tref[96], pref[96], json[256];
+	dokubridge_result res;
+	uint64_t end;
+	int st;
+
+	(void)state;
+	snprintf(json, sizeof(json), "{\"path\":\"%s\",\"kind\":\"delay\",\"delayMs\":%d,\"count\":1}",
+		 TOPUP_STATUS, SLOW_QUERY_MS);
+	h_fault(&env, json);
+	h_fault(&env, "{\"path\":\"" TOPUP "\",\"kind\":\"http504\",\"apply\":true,\"count\":1}");
+	snprintf(tref, sizeof(tref), "%s", h_ref("slow"));
+	assert_int_equal(topup(tref, "1000.00", &res), -C(DEADLINE_EXCEEDED));
+	assert_int_equal(res.outcome, C(OUTCOME_UNKNOWN));
+	/* its status query is out, held: both faults were taken */
+	end = h_now_ms() + OTHER_SETTLES_MS;
+	while (h_faults_armed(&env)) {
+		assert_true(h_now_ms() < end);
+		poll(NULL, 0, POLL_MS); /* bounded polling of an observable condition */
+	}
+
+	h_fault(&env, "{\"path\":\"" PURCHASE "\",\"kind\":\"http504\",\"apply\":true,\"count\":1}");
+	snprintf(pref, sizeof(pref), "%s", h_ref("fast"));
+	assert_int_equal(purchase(cli, pref, "1000.00", &res), -C(DEADLINE_EXCEEDED));
+	assert_int_equal(res.outcome, C(OUTCOME_UNKNOWN));
+	st = settled_within(pref, "Purchase", OTHER_SETTLES_MS);
+	if (st < 0)
+		fail_msg("the purchase %s was not reconciled within %d ms while another status query "
+			 "was held", pref, OTHER_SETTLES_MS);
+	assert_int_equal(st, OPSTATE(DONE));
+	/* the held one is still out; it settles once DOKU answers */
+	st = settled_within(tref, "TopUp", 0);
+	assert_int_equal(st, -1);
+	assert_int_equal(settled_within(tref, "TopUp", RECONCILE_WAIT_MS), OPSTATE(DONE));
+}
+
 /* On UNKNOWN the status message names the status method and what to ask it
  * with (docs/protocol.md). A refund's status method is GetTransaction, which
  * finds the refund by its partnerRefundNo; by the purchase's reference it finds
@@ -1059,6 +1121,7 @@ int main(void)
 		cmocka_unit_test(test_401_retry),
 		cmocka_unit_test(test_partial_refund_reconciled),
 		cmocka_unit_test(test_refund_unknown_hint),
+		cmocka_unit_test(test_slow_query_does_not_hold_others),
 		cmocka_unit_test(test_verify_and_export),
 		cmocka_unit_test(test_refuse_bad_database),
 		cmocka_unit_test(test_verify_unusable_file),
