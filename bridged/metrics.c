@@ -62,6 +62,7 @@ static struct {
 	uint64_t http[HTTP_MAX - HTTP_MIN + 1];
 	uint64_t http_other;
 	uint64_t up_failures[UP_FAILURES + 1];
+	uint64_t up_stale_retries;
 	struct snap_row snap[METRICS_SNAP_MAX];
 	unsigned nsnap;
 	uint64_t snap_other;
@@ -113,6 +114,11 @@ void metrics_upstream(int status, long http)
 		m.http[http - HTTP_MIN]++;
 	else
 		m.http_other++;
+}
+
+void metrics_upstream_retry(void)
+{
+	m.up_stale_retries++;
 }
 
 void metrics_snap_code(int http, int case_code)
@@ -244,6 +250,11 @@ static int render_upstream(snap_buf *out)
 		if (m.up_failures[i] != 0)
 			PUT("doku_bridge_upstream_failures_total{reason=\"%s\"} %llu\n", up_failure_names[i],
 			    (unsigned long long)m.up_failures[i]);
+	if (rc == 0)
+		rc = family(out, "doku_bridge_upstream_retries_total", "counter",
+			    "Requests sent again on a fresh connection, by reason.");
+	PUT("doku_bridge_upstream_retries_total{reason=\"stale_connection\"} %llu\n",
+	    (unsigned long long)m.up_stale_retries);
 	if (rc == 0)
 		rc = family(out, "doku_bridge_snap_responses_total", "counter",
 			    "SNAP responseCodes of DOKU's answers to calls, by HTTP part and case code.");

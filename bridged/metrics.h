@@ -42,6 +42,10 @@ void metrics_call(int method_index, int code, int outcome, uint64_t duration_us)
  * status is an enum up_status, http the HTTP status when status is UP_OK. */
 void metrics_upstream(int status, long http);
 
+/* A request was sent again on a fresh connection: its pooled one had been
+ * closed by the server while idle (upstream.h). */
+void metrics_upstream_retry(void);
+
 /* DOKU answered a call with responseCode HTTP http, case case_code. */
 void metrics_snap_code(int http, int case_code);
 

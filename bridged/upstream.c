@@ -7,8 +7,11 @@
 #include <unistd.h>
 
 #include "list.h"
+#include "log.h"
 #include "metrics.h"
 #include "snap_err.h"
+
+#define US_PER_MS 1000u
 
 struct upstream {
 	uv_loop_t *loop;
@@ -197,9 +200,74 @@ static void easy_put(upstream *u, CURL *e)
 	curl_easy_cleanup(e);
 }
 
+/* Whether r failed the way a request written on a pooled connection that
+ * the server had already closed fails (upstream.h): not a fresh-connection
+ * request, not resent yet, CURLE_SEND_ERROR, no new connection made
+ * (CURLINFO_NUM_CONNECTS 0: only reused ones, libcurl's own retries
+ * included) and not a byte of an answer. */
+static bool req_stale_connection(const up_req *r, CURLcode cc)
+{
+	long connects = -1, header = -1, http = -1;
+
+	if (r->fresh_connection || r->resent || cc != CURLE_SEND_ERROR || r->response.len != 0)
+		return false;
+	if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK ||
+	    curl_easy_getinfo(r->easy, CURLINFO_HEADER_SIZE, &header) != CURLE_OK ||
+	    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http) != CURLE_OK)
+		return false;
+	return connects == 0 && header == 0 && http == 0;
+}
+
+/* Send r again, once, on a fresh connection, within what is left of its
+ * timeout. 0, or a negative errno when it cannot be (r then finishes with
+ * its first failure). */
+static int req_resend(upstream *u, up_req *r)
+{
+	CURL *e = r->easy;
+	curl_off_t spent_us = 0;
+	uint64_t spent_ms;
+	int cc = CURLE_OK;
+
+	if (u->closing)
+		return -ECANCELED;
+	if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &spent_us) != CURLE_OK || spent_us < 0)
+		spent_us = 0;
+	spent_ms = (uint64_t)spent_us / US_PER_MS;
+	if (r->timeout_ms != 0 && spent_ms >= r->timeout_ms)
+		return -ETIMEDOUT;
+	curl_multi_remove_handle(u->multi, e);
+	cc |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	if (r->timeout_ms != 0) /* 0: none, as curl's */
+		cc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)(r->timeout_ms - spent_ms));
+	if (cc != CURLE_OK)
+		return -EINVAL;
+	r->resent = true;
+	r->error[0] = '\0';
+	if (curl_multi_add_handle(u->multi, e) != CURLM_OK)
+		return -ENOMEM;
+	return 0;
+}
+
 static void req_finish(upstream *u, up_req *r, CURLcode cc)
 {
 	CURL *e = r->easy;
+
+	if (req_stale_connection(r, cc)) {
+		char why[CURL_ERROR_SIZE];
+		int rc;
+
+		snprintf(why, sizeof(why), "%s", r->error[0] != '\0' ? r->error : curl_easy_strerror(cc));
+		rc = req_resend(u, r);
+		log_msg(LOG_LVL_DEBUG,
+			"upstream: curl error %d (%s) on reused connections, no byte of an answer: %s",
+			(int)cc, why, rc == 0 ? "sent again on a fresh connection" : "not sent again");
+		if (rc == 0) {
+			metrics_upstream_retry();
+			return;
+		}
+		/* the handle may be out of the multi handle already: finish from here */
+		snprintf(r->error, sizeof(r->error), "%s", why);
+	}
 
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->http);
 	curl_multi_remove_handle(u->multi, e);
@@ -310,6 +378,7 @@ int upstream_start(upstream *u, up_req *r)
 	r->status = 0;
 	r->http = 0;
 	r->sent = false;
+	r->resent = false;
 	r->too_big = false;
 	r->error[0] = '\0';
 	snap_buf_init(&r->response, r->arena, UP_RESPONSE_MAX);

@@ -16,7 +16,40 @@
  *
  * Requests with fresh_connection never go out on a reused connection: curl
  * silently re-sends a request whose reused connection turned out dead, which
- * must never happen to a money-moving request. */
+ * must never happen to a money-moving request.
+ *
+ * Pooled connections the server closed while idle (its keep-alive timeout:
+ * nginx 75 s, load balancers 60 s, doku-snapsim's --idle-timeout) stay in
+ * curl's pool: its liveness check peeks one byte, and the TLS close_notify
+ * the server sent is that byte. A request written on such a connection gets
+ * nothing back, and curl (7.88, Curl_retry_request) sends it again on the
+ * next pooled connection, which may be just as dead; after five such tries
+ * it gives up with CURLE_SEND_ERROR (the message is the first error of the
+ * transfer: "Send failure: Broken pipe", from closing the first dead one).
+ * After a quiet spell with six or more connections in the pool, the first
+ * request failed that way. So a request without fresh_connection that
+ * fails with CURLE_SEND_ERROR having made no new connection
+ * (CURLINFO_NUM_CONNECTS 0) and received not a byte of an answer
+ * (CURLINFO_HEADER_SIZE 0, no status) is sent once more, on a fresh
+ * connection, with the same headers and body (the same X-EXTERNAL-ID: the
+ * server closed those connections before reading anything), within what is
+ * left of its timeout_ms; done() sees only the second outcome. Counted in
+ * doku_bridge_upstream_retries_total{reason="stale_connection"}, logged at
+ * debug.
+ *
+ * Not for CURLE_RECV_ERROR or CURLE_GOT_NOTHING: curl already retries those
+ * itself when they can be a dead pooled connection (no byte received on a
+ * reused connection); one that still reaches us came from a connection
+ * that took the whole request and then failed, which the server may have
+ * processed. A send error means the request was not all written on that
+ * connection, and curl's "gave up" send error follows only its own retries
+ * of that first kind. Requests with fresh_connection are never sent again.
+ *
+ * CURLOPT_MAXAGE_CONN stays at curl's 118 s: a connection closed with a FIN
+ * is found dead at no cost (the end of stream is already in the socket when
+ * the request is written), so a shorter age would only buy handshakes; and
+ * 118 s is below the silent-drop timeouts of common middleboxes (AWS NLB
+ * 350 s, Azure LB 240 s). */
 #ifndef DOKU_BRIDGED_UPSTREAM_H
 #define DOKU_BRIDGED_UPSTREAM_H
 
@@ -74,6 +107,7 @@ struct up_req {
 	void *easy;
 	bool active;
 	bool too_big;
+	bool resent;             /* sent again on a fresh connection (above) */
 	struct curl_slist slist[UP_HEADERS_MAX + 1];
 };
 

@@ -1,13 +1,15 @@
-/* A pooled keep-alive connection that the server closed while it sat idle.
+/* Pooled keep-alive connections that the server closed while idle.
  *
  * doku-snapsim runs with a 1 s idle timeout: it closes a silent keep-alive
  * connection with a TLS close_notify and closes the socket. libcurl's check
  * of a pooled connection peeks one byte, the pending alert makes it look
- * alive, and the next request is written on it: "Send failure: Broken pipe"
- * (CURLE_SEND_ERROR), a spurious UNAVAILABLE for the first non-money call
- * after a quiet spell. The daemon must send such a request again on a fresh
- * connection (bridged/upstream.h), once, without the simulator ever seeing
- * it twice.
+ * alive, and the next request is written on it and gets nothing back.
+ * libcurl (7.88) then sends it again on the next pooled connection, and
+ * gives up after five: with POOL_FILL dead connections in the pool (one per
+ * money-moving call) the first call after the quiet spell failed with
+ * CURLE_SEND_ERROR, "Send failure: Broken pipe", UNAVAILABLE. The daemon
+ * must send such a request once more on a fresh connection
+ * (bridged/upstream.h), and the simulator must see it exactly once.
  *
  * The test waits, by bounded polling of the simulator's connection counters
  * (GET /control/counters "connections"), until every connection the daemon
@@ -19,10 +21,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SIM_IDLE_S 1   /* the simulator's --idle-timeout */
 #define POLL_MS 20     /* between two looks at the counters */
+#define POOL_FILL 8    /* pooled connections: more than libcurl's 5 retries on dead ones */
 #define BAL "/snap-adapter/b2b2c/v1.0/balance-inquiry"
 #define TOPUP "/snap-adapter/b2b2c/v1.0/emoney/topup"
 #define TOPUP_STATUS "/snap-adapter/b2b2c/v1.0/emoney/topup-status"
@@ -30,14 +32,6 @@
 static h_env env;
 static dokubridge_client *cli;
 static h_customer cust;
-
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
 
 static int group_setup(void **state)
 {
@@ -64,7 +58,7 @@ static int group_teardown(void **state)
  * only connections the server closed. */
 static void wait_idle_closed(long idle_before)
 {
-	uint64_t end = now_ms() + H_WAIT_MS;
+	uint64_t end = h_now_ms() + H_WAIT_MS;
 
 	for (;;) {
 		long opened = h_counter(&env, "connections", "opened");
@@ -73,7 +67,7 @@ static void wait_idle_closed(long idle_before)
 
 		if (opened > 0 && opened == closed && idle > idle_before)
 			return;
-		if (now_ms() > end)
+		if (h_now_ms() > end)
 			fail_msg("connections: opened %ld closed %ld idleClosed %ld (before %ld)", opened,
 				 closed, idle, idle_before);
 		poll(NULL, 0, POLL_MS); /* bounded polling of an observable condition */
@@ -110,54 +104,62 @@ static double stale_retries(void)
 	return v;
 }
 
-/* GetBalance, the connection closed by the server while idle, GetBalance
- * again: OK, and the simulator saw the second call exactly once. */
-static void test_balance_after_idle_close(void **state)
+/* One pooled connection (the customer's set-up left one or two): GetBalance,
+ * the connection closed by the server while idle, GetBalance again: OK, and
+ * the simulator saw the second call exactly once. libcurl's own retry
+ * handles this one (an empty answer on a reused connection). */
+static void test_one_connection(void **state)
 {
-	char ref1[96], ref2[96];
+	char ref[96];
 	long idle_before;
-	double retries;
 
 	(void)state;
-	snprintf(ref1, sizeof(ref1), "%s", h_ref("bal"));
-	snprintf(ref2, sizeof(ref2), "%s", h_ref("bal"));
 	idle_before = h_counter(&env, "connections", "idleClosed");
-	retries = stale_retries();
-	balance(ref1);
+	balance(h_ref("bal"));
 	wait_idle_closed(idle_before);
-	balance(ref2);
-	assert_int_equal(h_sim_requests(&env, BAL, ref2), 1);
-	assert_true(stale_retries() >= retries + 1);
+	snprintf(ref, sizeof(ref), "%s", h_ref("bal"));
+	balance(ref);
+	assert_int_equal(h_sim_requests(&env, BAL, ref), 1);
 }
 
-/* The same for a status query (what reconciliation sends) after a
- * money-moving call: the TopUp went out on a fresh connection, which the
- * pool kept and the server then closed. */
-static void test_topup_status_after_idle_close(void **state)
+/* POOL_FILL money-moving calls, each on a fresh connection that the pool
+ * keeps; the simulator then closes them all while idle. */
+static void fill_pool_and_wait(char ref[96], char extid[64])
 {
 	Doku__Wallet__V1__TopUpRequest tu = DOKU__WALLET__V1__TOP_UP_REQUEST__INIT;
+	Doku__Wallet__V1__Amount a;
+	dokubridge_result res;
+	long idle_before = h_counter(&env, "connections", "idleClosed");
+
+	h_amount(&a, "1000.00");
+	for (unsigned i = 0; i < POOL_FILL; i++) {
+		snprintf(ref, 96, "%s", h_ref("topup"));
+		tu.partner_reference_no = ref;
+		tu.customer_number = cust.account_no;
+		tu.amount = &a;
+		tu.session_id = "sess-1";
+		tu.notes = "keep-alive";
+		OK_CALL(cli, "cust-1", "TopUp", tu, NULL, &res);
+		assert_int_equal(res.outcome, DOKUBRIDGE_OUTCOME_DONE);
+		snprintf(extid, 64, "%s", res.external_id);
+	}
+	wait_idle_closed(idle_before);
+}
+
+/* A status query (what reconciliation sends) after a quiet spell with a
+ * full pool: libcurl's own retry walks through the dead connections and
+ * gives up after five (CURLE_SEND_ERROR, "Send failure: Broken pipe"); the
+ * daemon sends the query once more on a fresh connection. */
+static void test_full_pool_status_query(void **state)
+{
 	Doku__Wallet__V1__GetTopUpStatusRequest ts = DOKU__WALLET__V1__GET_TOP_UP_STATUS_REQUEST__INIT;
 	Doku__Wallet__V1__GetTopUpStatusResponse *tsr = NULL;
-	Doku__Wallet__V1__Amount a = DOKU__WALLET__V1__AMOUNT__INIT;
 	dokubridge_result res;
 	char ref[96], extid[64];
-	long idle_before;
+	double retries = stale_retries();
 
 	(void)state;
-	snprintf(ref, sizeof(ref), "%s", h_ref("topup"));
-	idle_before = h_counter(&env, "connections", "idleClosed");
-	tu.partner_reference_no = ref;
-	tu.customer_number = cust.account_no;
-	a.value = "1000.00";
-	a.currency = "IDR";
-	tu.amount = &a;
-	tu.session_id = "sess-1";
-	tu.notes = "keep-alive";
-	OK_CALL(cli, "cust-1", "TopUp", tu, NULL, &res);
-	assert_int_equal(res.outcome, DOKUBRIDGE_OUTCOME_DONE);
-	snprintf(extid, sizeof(extid), "%s", res.external_id);
-	wait_idle_closed(idle_before);
-
+	fill_pool_and_wait(ref, extid);
 	ts.original_partner_reference_no = ref;
 	ts.original_external_id = extid;
 	ts.service_code = "38";
@@ -166,13 +168,29 @@ static void test_topup_status_after_idle_close(void **state)
 	dokubridge_message_free(tsr);
 	assert_int_equal(h_sim_requests(&env, TOPUP, ref), 1);
 	assert_int_equal(h_sim_requests(&env, TOPUP_STATUS, ref), 1);
+	assert_true(stale_retries() == retries + 1);
+}
+
+/* The same for GetBalance. */
+static void test_full_pool_balance(void **state)
+{
+	char ref[96], extid[64], bref[96];
+	double retries = stale_retries();
+
+	(void)state;
+	fill_pool_and_wait(ref, extid);
+	snprintf(bref, sizeof(bref), "%s", h_ref("bal"));
+	balance(bref);
+	assert_int_equal(h_sim_requests(&env, BAL, bref), 1);
+	assert_true(stale_retries() == retries + 1);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_balance_after_idle_close),
-		cmocka_unit_test(test_topup_status_after_idle_close),
+		cmocka_unit_test(test_one_connection),
+		cmocka_unit_test(test_full_pool_status_query),
+		cmocka_unit_test(test_full_pool_balance),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -22,6 +22,10 @@
 #define CONTROL_CONN_MAX 64
 #define CONTROL_THREADS 1
 #define HELD_MAX SIM_CONN_MAX  /* connections held for a delay at once */
+/* A connection closed after at least its idle timeout less this, with no
+ * request in progress, was closed for idleness: its mark of last activity is
+ * taken just after libmicrohttpd's own (the answer's last write). */
+#define IDLE_SLACK_MS 200
 
 /* ---- delays: suspended connections and the thread that resumes them ---- */
 
@@ -46,6 +50,7 @@ struct sim_server {
 	struct MHD_Daemon *https;
 	struct MHD_Daemon *control;
 	struct delays delays;
+	unsigned idle_timeout;   /* seconds */
 	bool verbose;
 };
 
@@ -168,6 +173,66 @@ static void delays_free(struct delays *d)
 	d->started = false;
 }
 
+/* ---- HTTPS connections: which ones the idle timeout closed --------------- */
+
+/* libmicrohttpd tells no reason when it closes a connection between requests
+ * (its NOTIFY_COMPLETED only runs for a request in progress), so each
+ * connection keeps when it was last active and whether a request is in
+ * progress; a connection closed while idle for the idle timeout was closed
+ * by it (the client closing one at that very moment aside). Every call for
+ * one connection runs on the thread that owns it: no lock. */
+struct sim_conn {
+	struct timespec last;    /* CLOCK_MONOTONIC: opened, or a request's last event */
+	bool busy;               /* a request in progress */
+};
+
+static long elapsed_us(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - since->tv_sec) * 1000000L +
+	       (now.tv_nsec - since->tv_nsec) / 1000L;
+}
+
+static void conn_touch(struct MHD_Connection *conn, bool busy)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	struct sim_conn *c = ci != NULL ? ci->socket_context : NULL;
+
+	if (c == NULL)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &c->last);
+	c->busy = busy;
+}
+
+static void https_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			     enum MHD_ConnectionNotificationCode toe)
+{
+	sim_server *s = cls;
+	struct sim_conn *c = *socket_context;
+
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		c = calloc(1, sizeof(*c));
+		if (c != NULL)
+			clock_gettime(CLOCK_MONOTONIC, &c->last);
+		*socket_context = c;
+		sim_log_connection(s->app->log, SIM_CONN_OPENED);
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
+		return;
+	if (c != NULL && !c->busy &&
+	    elapsed_us(&c->last) >= ((long)s->idle_timeout * 1000L - IDLE_SLACK_MS) * 1000L)
+		sim_log_connection(s->app->log, SIM_CONN_IDLE_CLOSED);
+	else
+		sim_log_connection(s->app->log, SIM_CONN_CLOSED);
+	free(c);
+	*socket_context = NULL;
+}
+
 /* ---- one HTTPS request -------------------------------------------------- */
 
 /* A refusal decided before the body is complete (an unknown path: 404; not
@@ -211,15 +276,6 @@ struct sim_req {
 	sim_exchange ex;
 	sim_log_entry entry;
 };
-
-static long elapsed_us(const struct timespec *since)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (long)(now.tv_sec - since->tv_sec) * 1000000L +
-	       (now.tv_nsec - since->tv_nsec) / 1000L;
-}
 
 static const char *mhd_header(void *ctx, const char *name)
 {
@@ -440,6 +496,7 @@ static enum MHD_Result https_access(void *cls, struct MHD_Connection *conn, cons
 	struct sim_req *r = *con_cls;
 
 	(void)version;
+	conn_touch(conn, true);
 	if (r == NULL) {
 		r = req_new(conn, url, method);
 		if (r == NULL)
@@ -474,7 +531,7 @@ static void https_completed(void *cls, struct MHD_Connection *conn, void **con_c
 	sim_server *s = cls;
 	struct sim_req *r = *con_cls;
 
-	(void)conn;
+	conn_touch(conn, false);
 	if (r == NULL)
 		return;
 	if (r->phase != REQ_DONE) {
@@ -626,6 +683,7 @@ int sim_server_start(const sim_server_opts *opts, sim_app *app, sim_server **out
 	if (s == NULL)
 		return SIM_ERR_NOMEM;
 	s->app = app;
+	s->idle_timeout = opts->idle_timeout;
 	s->verbose = opts->verbose;
 	if (threads < 1 || threads > SIM_THREADS_MAX) {
 		snprintf(err, errlen, "threads: 1..%d", SIM_THREADS_MAX);
@@ -660,6 +718,7 @@ int sim_server_start(const sim_server_opts *opts, sim_app *app, sim_server **out
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opts->idle_timeout,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SIM_CONN_MEMORY,
 		MHD_OPTION_NOTIFY_COMPLETED, https_completed, s,
+		MHD_OPTION_NOTIFY_CONNECTION, https_connection, s,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
 		MHD_OPTION_END);
 	if (s->https == NULL) {

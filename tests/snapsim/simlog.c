@@ -211,15 +211,29 @@ int sim_log_render(sim_log *l, const sim_log_filter *f, snap_buf *out)
 	return rc;
 }
 
+void sim_log_connection(sim_log *l, enum sim_conn_event ev)
+{
+	pthread_mutex_lock(&l->lock);
+	if (ev == SIM_CONN_OPENED) {
+		l->conn_opened++;
+	} else {
+		l->conn_closed++;
+		if (ev == SIM_CONN_IDLE_CLOSED)
+			l->conn_idle_closed++;
+	}
+	pthread_mutex_unlock(&l->lock);
+}
+
 json_t *sim_log_counters(sim_log *l)
 {
 	json_t *root = json_object();
 	json_t *eps = json_object();
 	json_t *status = json_object();
 	json_t *verdicts = json_object();
+	json_t *conns = json_object();
 	char key[16];
 
-	if (root == NULL || eps == NULL || status == NULL || verdicts == NULL)
+	if (root == NULL || eps == NULL || status == NULL || verdicts == NULL || conns == NULL)
 		goto fail;
 	pthread_mutex_lock(&l->lock);
 	json_object_set_new(root, "requests", json_integer((json_int_t)l->requests));
@@ -242,16 +256,21 @@ json_t *sim_log_counters(sim_log *l)
 			    json_integer((json_int_t)(l->next_seq - 1 < l->capacity ?
 						      l->next_seq - 1 : l->capacity)));
 	json_object_set_new(root, "lastSeq", json_integer((json_int_t)(l->next_seq - 1)));
+	json_object_set_new(conns, "opened", json_integer((json_int_t)l->conn_opened));
+	json_object_set_new(conns, "closed", json_integer((json_int_t)l->conn_closed));
+	json_object_set_new(conns, "idleClosed", json_integer((json_int_t)l->conn_idle_closed));
 	pthread_mutex_unlock(&l->lock);
 	json_object_set_new(root, "byEndpoint", eps);
 	json_object_set_new(root, "byStatus", status);
 	json_object_set_new(root, "byVerdict", verdicts);
+	json_object_set_new(root, "connections", conns);
 	return root;
 fail:
 	json_decref(root);
 	json_decref(eps);
 	json_decref(status);
 	json_decref(verdicts);
+	json_decref(conns);
 	return NULL;
 }
 

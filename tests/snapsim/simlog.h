@@ -3,7 +3,7 @@
  * Every HTTPS request ends as one entry in a bounded ring (the oldest entry
  * is overwritten when it is full), read back as JSON lines through the
  * control API. Counters (requests per endpoint, per HTTP status, per
- * verdict, faults applied) live beside it. Thread-safe. */
+ * verdict, faults applied, HTTPS connections) live beside it. Thread-safe. */
 #ifndef DOKU_SNAPSIM_SIMLOG_H
 #define DOKU_SNAPSIM_SIMLOG_H
 
@@ -83,6 +83,13 @@ typedef struct sim_log_filter {
 	int http;                /* 0: any */
 } sim_log_filter;
 
+/* What happened to an HTTPS connection (sim_log_connection). */
+enum sim_conn_event {
+	SIM_CONN_OPENED,
+	SIM_CONN_CLOSED,      /* closed for any other reason (the client, an error, a stop) */
+	SIM_CONN_IDLE_CLOSED, /* closed by the server: silent for the idle timeout, no request in progress */
+};
+
 typedef struct sim_log {
 	pthread_mutex_t lock;
 	sim_log_entry *ring;     /* capacity entries */
@@ -94,6 +101,9 @@ typedef struct sim_log {
 	uint64_t by_status[SIM_LOG_STATUS_MAX];
 	uint64_t by_verdict[SIM_V_COUNT];
 	uint64_t faults;
+	uint64_t conn_opened;
+	uint64_t conn_closed;      /* every close, idle ones included */
+	uint64_t conn_idle_closed;
 } sim_log;
 
 /* 0 or SIM_ERR_NOMEM. */
@@ -103,6 +113,9 @@ void sim_log_free(sim_log *l);
 /* Record e (its seq is assigned); endpoint is the row index in
  * snap_endpoints, or -1 for other paths. */
 void sim_log_add(sim_log *l, sim_log_entry *e, int endpoint);
+
+/* Count an HTTPS connection event. */
+void sim_log_connection(sim_log *l, enum sim_conn_event ev);
 
 /* Append the entries f selects to out, one JSON object per line. 0 or a
  * snap_buf error. */

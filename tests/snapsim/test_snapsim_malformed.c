@@ -587,6 +587,73 @@ static void test_many_idle_connections(void **state)
 	assert_alive();
 }
 
+/* GET /control/counters "connections": key (opened, closed, idleClosed). */
+static long conn_counter(const char *key)
+{
+	json_t *j = NULL;
+	long n;
+
+	assert_int_equal(simtest_ctl(&sim, "GET", "/control/counters", NULL, &j), 200);
+	n = (long)json_integer_value(json_object_get(json_object_get(j, "connections"), key));
+	json_decref(j);
+	return n;
+}
+
+/* Wait until no HTTPS connection is open (every one opened was closed). */
+static void wait_no_connection(void)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (conn_counter("opened") != conn_counter("closed")) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		assert_true((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 <
+			    CLOSE_WAIT_MS);
+		poll(NULL, 0, 20); /* bounded polling of an observable condition */
+	}
+}
+
+/* One answered keep-alive request on a new TLS connection, left open. */
+static void keepalive_request(struct tls *t)
+{
+	const char req[] = "POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n";
+	char answer[4096];
+
+	tls_open(t);
+	assert_int_equal(SSL_write(t->ssl, req, (int)strlen(req)), (int)strlen(req));
+	tls_read_answer(t, answer, sizeof(answer));
+	assert_non_null(strstr(answer, "HTTP/1.1 404"));
+}
+
+/* The connection counters tell a connection the simulator closed for
+ * idleness (idleClosed) from one the client closed. */
+static void test_idle_closes_counted(void **state)
+{
+	struct tls t;
+	long idle, opened, closed;
+
+	(void)state;
+	wait_no_connection(); /* earlier connections (the group's client) are gone */
+	idle = conn_counter("idleClosed");
+	opened = conn_counter("opened");
+	closed = conn_counter("closed");
+	/* closed by the client right after its answer: not an idle close */
+	keepalive_request(&t);
+	tls_close(&t);
+	wait_no_connection();
+	assert_int_equal(conn_counter("opened"), opened + 1);
+	assert_int_equal(conn_counter("closed"), closed + 1);
+	assert_int_equal(conn_counter("idleClosed"), idle);
+	/* left silent: the simulator closes it after the idle timeout */
+	keepalive_request(&t);
+	assert_true(closed_within(t.fd, t.ssl, CLOSE_WAIT_MS));
+	tls_close(&t);
+	wait_no_connection();
+	assert_int_equal(conn_counter("opened"), opened + 2);
+	assert_int_equal(conn_counter("closed"), closed + 2);
+	assert_int_equal(conn_counter("idleClosed"), idle + 1);
+}
+
 static void test_control_api_malformed(void **state)
 {
 	json_t *j = NULL;
@@ -651,6 +718,7 @@ int main(void)
 		cmocka_unit_test(test_stalled_clients_are_dropped),
 		cmocka_unit_test(test_garbage_and_plaintext),
 		cmocka_unit_test(test_many_idle_connections),
+		cmocka_unit_test(test_idle_closes_counted),
 		cmocka_unit_test(test_control_api_malformed),
 		cmocka_unit_test(test_log_tells_what_happened),
 		cmocka_unit_test(test_sigterm_clean_exit),
