@@ -111,12 +111,13 @@ static void add_unknown_advice(struct call *c)
 	size_t n = strlen(c->status);
 	const char *rpc = c->m != NULL && c->m->ep != NULL ? c->m->ep->status_rpc : NULL;
 
-	if (c->outcome != OUT(UNKNOWN) || n >= sizeof(c->status) - 1)
+	/* only a money-moving call has a status method to ask (a read has nothing to lose) */
+	if (c->outcome != OUT(UNKNOWN) || rpc == NULL || n >= sizeof(c->status) - 1)
 		return;
 	snprintf(c->status + n, sizeof(c->status) - n,
 		 "%sthe operation may have happened: ask %s (partnerReferenceNo %s, X-EXTERNAL-ID %s); "
 		 "never resend it with a new reference",
-		 n > 0 ? "; " : "", rpc != NULL ? rpc : "its status method",
+		 n > 0 ? "; " : "", rpc,
 		 c->partner_ref != NULL ? c->partner_ref : "-",
 		 c->external_id[0] != '\0' ? c->external_id : "-");
 }

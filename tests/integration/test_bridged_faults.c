@@ -153,7 +153,8 @@ static bool clean(struct run *r, const ld_call *call, const dokubridge_result *r
 		return res->outcome == OUT(DONE);
 	if (res->message[0] == '\0' || call->kind == K_HEALTH)
 		return false;
-	if (unknown && strstr(res->message, "may have happened") == NULL)
+	/* a money-moving call says what to ask; a read has nothing to advise */
+	if (unknown && (strstr(res->message, "may have happened") != NULL) != (call->kind == K_TOPUP))
 		return false;
 	switch (res->code) {
 	case C(INTERNAL):
