@@ -39,6 +39,9 @@ extern char **environ;
 #define TOPUP "/snap-adapter/b2b2c/v1.0/emoney/topup"
 #define REFUND "/snap-adapter/b2b2c/v1.0/debit/refund"
 #define TOPUP_STATUS "/snap-adapter/b2b2c/v1.0/emoney/topup-status"
+#define BALANCE "/snap-adapter/b2b2c/v1.0/balance-inquiry"
+#define CUST2 "jr-sealed"
+#define TAMPER_AT 20 /* the byte of a sealed token flipped */
 #define SLOW_QUERY_MS 8000     /* a status query DOKU holds */
 #define OTHER_SETTLES_MS 5000  /* another row settles meanwhile (first query after 0.5..1 s) */
 #define POLL_MS 50
@@ -1076,6 +1079,106 @@ static void test_refuse_bad_database(void **state)
 	free(good);
 }
 
+/* One GetBalance of customer ref: its code, and the balance request the sandbox saw. */
+static int balance_of(const char *ref, const char *partner_ref, unsigned *seen)
+{
+	Doku__Wallet__V1__GetBalanceRequest gb = DOKU__WALLET__V1__GET_BALANCE_REQUEST__INIT;
+	dokubridge_result res;
+	int rc;
+
+	gb.partner_reference_no = (char *)partner_ref;
+	rc = h_call(cli, ref, "GetBalance", &gb.base, NULL, &res);
+	show("GetBalance", &res);
+	*seen = h_sim_requests(&env, BALANCE, partner_ref);
+	return rc;
+}
+
+/* Customer sessions at rest: they survive a restart; a wrong state key makes
+ * the daemon refuse to start (the database is left as it was); a tampered
+ * session row is reported and never used (its customer has no session, no
+ * request goes out with it), while every other session works. */
+static void test_sealed_sessions(void **state)
+{
+	char key[PATH_MAX + 32], *good_key, *words = NULL, pref[96];
+	h_customer c2;
+	size_t n = 0;
+	unsigned seen = 0;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	unsigned char sealed[4096];
+	int st;
+
+	(void)state;
+	snprintf(state_db, sizeof(state_db), "%s/state/state.db", env.dir);
+	snprintf(key, sizeof(key), "%s/state/state.key", env.dir);
+	h_customer_new(&env, cli, CUST2, &c2);
+	snprintf(pref, sizeof(pref), "%s", h_ref("bal"));
+	assert_int_equal(balance_of(CUST2, pref, &seen), 0);
+	assert_int_equal(seen, 1);
+
+	/* a restart keeps both sessions (no new binding, no new token) */
+	h_daemon_signal(&env, SIGTERM);
+	assert_int_equal(h_daemon_wait(&env), 0);
+	h_daemon_start(&env, NULL, NULL);
+	dokubridge_free(cli);
+	cli = h_client(&env);
+	snprintf(pref, sizeof(pref), "%s", h_ref("bal"));
+	assert_int_equal(balance_of(CUST, pref, &seen), 0);
+	snprintf(pref, sizeof(pref), "%s", h_ref("bal"));
+	assert_int_equal(balance_of(CUST2, pref, &seen), 0);
+	assert_int_equal(seen, 1);
+	h_daemon_signal(&env, SIGTERM);
+	assert_int_equal(h_daemon_wait(&env), 0);
+
+	/* another key: refused, nothing used, the database untouched */
+	good_key = slurp(key, &n);
+	assert_non_null(good_key);
+	spill(key, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n", 65);
+	st = start_refused(&words);
+	assert_int_equal(st, 1);
+	assert_non_null(strstr(words, "refusing to start"));
+	assert_non_null(strstr(words, "another key"));
+	free(words);
+	spill(key, good_key, n);
+	free(good_key);
+
+	/* one byte of the second customer's sealed access token flipped */
+	assert_int_equal(sqlite3_open(state_db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT access_token FROM sessions "
+					    "WHERE customer_ref = ?1", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_text(s, 1, CUST2, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	n = (size_t)sqlite3_column_bytes(s, 0);
+	assert_true(n > TAMPER_AT && n <= sizeof(sealed));
+	memcpy(sealed, sqlite3_column_blob(s, 0), n);
+	sqlite3_finalize(s);
+	sealed[TAMPER_AT] ^= 0x01;
+	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE sessions SET access_token = ?1 "
+					    "WHERE customer_ref = ?2", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_blob(s, 1, sealed, (int)n, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, CUST2, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+
+	h_daemon_start(&env, NULL, NULL);
+	dokubridge_free(cli);
+	cli = h_client(&env);
+	words = slurp(env.log, &n);
+	assert_non_null(words);
+	if (strstr(words, "customer session " CUST2 " of profile default does not open") == NULL)
+		fail_msg("the tampered session is not reported in the daemon's log");
+	free(words);
+	snprintf(pref, sizeof(pref), "%s", h_ref("bal"));
+	st = balance_of(CUST2, pref, &seen);
+	assert_int_equal(st, -C(FAILED_PRECONDITION));
+	assert_int_equal(seen, 0); /* never used: nothing went out */
+	snprintf(pref, sizeof(pref), "%s", h_ref("bal"));
+	assert_int_equal(balance_of(CUST, pref, &seen), 0);
+	assert_int_equal(seen, 1);
+}
+
 /* --verify-state on a state_dir whose state.db cannot be opened (a directory
  * in its place): not sound, and it names the file it could not use. Run with
  * a configuration of its own, beside the running daemon. */
@@ -1124,6 +1227,7 @@ int main(void)
 		cmocka_unit_test(test_slow_query_does_not_hold_others),
 		cmocka_unit_test(test_verify_and_export),
 		cmocka_unit_test(test_refuse_bad_database),
+		cmocka_unit_test(test_sealed_sessions),
 		cmocka_unit_test(test_verify_unusable_file),
 	};
 
