@@ -610,7 +610,7 @@ static void record(struct query *q, enum store_state st, int64_t next_ms, const 
 
 static int64_t next_attempt(const struct query *q, int64_t now)
 {
-	return now + reconcile_backoff_ms(q->row.attempts + 1, rnd32());
+	return now + reconcile_backoff_ms(now - q->row.created_ms, rnd32());
 }
 
 static void on_query_done(struct call *c)

@@ -373,13 +373,15 @@ enum store_state reconcile_read(const store_row *row, const reconcile_answer *a,
 	}
 }
 
-uint32_t reconcile_backoff_ms(unsigned attempt, uint32_t rnd)
+uint32_t reconcile_backoff_ms(int64_t age_ms, uint32_t rnd)
 {
-	uint64_t d = RECONCILE_BACKOFF_MAX_MS;
+	uint64_t d = age_ms > 0 ? (uint64_t)age_ms / RECONCILE_BACKOFF_AGE_DIV : 0;
 	uint32_t half;
 
-	if (attempt < 32 && ((uint64_t)RECONCILE_BACKOFF_BASE_MS << attempt) < d)
-		d = (uint64_t)RECONCILE_BACKOFF_BASE_MS << attempt;
+	if (d < RECONCILE_BACKOFF_BASE_MS)
+		d = RECONCILE_BACKOFF_BASE_MS;
+	if (d > RECONCILE_BACKOFF_MAX_MS)
+		d = RECONCILE_BACKOFF_MAX_MS;
 	half = (uint32_t)(d / 2);
 	return half + rnd % ((uint32_t)d - half + 1);
 }

@@ -33,6 +33,7 @@
 
 #define RECONCILE_BACKOFF_BASE_MS 1000u   /* the first delay */
 #define RECONCILE_BACKOFF_MAX_MS 300000u  /* the cap: 5 minutes */
+#define RECONCILE_BACKOFF_AGE_DIV 2u      /* the delay is at most half the row's age */
 #define RECONCILE_SETTLE_MS 60000         /* "not found" sooner than this after the intent is not trusted */
 #define RECONCILE_DETAIL_MAX STORE_DETAIL_MAX
 
@@ -86,8 +87,12 @@ typedef struct reconcile_answer {
 enum store_state reconcile_read(const store_row *row, const reconcile_answer *a, int64_t now_ms,
 				char detail[RECONCILE_DETAIL_MAX + 1]);
 
-/* The delay before retry attempt (0 for the first): d = min(1 s * 2^attempt,
- * 5 min), jittered into [d/2, d] by rnd (any 32-bit random value). */
-uint32_t reconcile_backoff_ms(unsigned attempt, uint32_t rnd);
+/* The delay before the next status query of a row age_ms old (since its
+ * intent): d = age / RECONCILE_BACKOFF_AGE_DIV within [1 s, 5 min], jittered
+ * into [d/2, d] by rnd (any 32-bit random value). It follows the row's age,
+ * not how many queries it has had: the delays grow geometrically (each query
+ * comes at 1.25 to 1.5 times the age of the one before), and neither early
+ * "not found" answers nor restarts push a row far into the future. */
+uint32_t reconcile_backoff_ms(int64_t age_ms, uint32_t rnd);
 
 #endif

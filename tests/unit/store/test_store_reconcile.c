@@ -448,33 +448,46 @@ static void test_read_refund(void **state)
 static void test_backoff(void **state)
 {
 	static const uint32_t rnds[] = { 0, 1, 499, 500, 501, 12345, 0x7fffffffu, 0xffffffffu };
-	uint32_t prev_cap = 0;
+	static const int64_t ages[] = { -5000, 0, 1, 999, 2000, 2001, 10000, 65000, 599999,
+					600000, 600001, 3600000, INT64_MAX };
+	uint64_t prev_cap = 0;
+	int64_t age;
+	unsigned queries;
 
 	(void)state;
-	for (unsigned attempt = 0; attempt < 64; attempt++) {
-		uint64_t cap = (uint64_t)RECONCILE_BACKOFF_BASE_MS << (attempt < 20 ? attempt : 20);
+	for (size_t a = 0; a < sizeof(ages) / sizeof(ages[0]); a++) {
+		uint64_t cap = ages[a] > 0 ? (uint64_t)ages[a] / RECONCILE_BACKOFF_AGE_DIV : 0;
 
-		if (cap > RECONCILE_BACKOFF_MAX_MS)
-			cap = RECONCILE_BACKOFF_MAX_MS;
-		assert_true(cap >= prev_cap);
-		prev_cap = (uint32_t)cap;
+		cap = cap < RECONCILE_BACKOFF_BASE_MS ? RECONCILE_BACKOFF_BASE_MS : cap;
+		cap = cap > RECONCILE_BACKOFF_MAX_MS ? RECONCILE_BACKOFF_MAX_MS : cap;
+		assert_true(cap >= prev_cap); /* older rows never wait less */
+		prev_cap = cap;
 		for (size_t i = 0; i < sizeof(rnds) / sizeof(rnds[0]); i++) {
-			uint32_t d = reconcile_backoff_ms(attempt, rnds[i]);
+			uint32_t d = reconcile_backoff_ms(ages[a], rnds[i]);
 
-			assert_true(d >= cap / 2);
-			assert_true(d <= cap);
+			assert_true(d >= cap / 2 && d <= cap);
 		}
 		for (int i = 0; i < 1000; i++) {
-			uint32_t d = reconcile_backoff_ms(attempt, (uint32_t)rand());
+			uint32_t d = reconcile_backoff_ms(ages[a], (uint32_t)rand());
 
 			assert_true(d >= cap / 2 && d <= cap);
 		}
 	}
 	assert_int_equal(reconcile_backoff_ms(0, 0), 500);
 	assert_int_equal(reconcile_backoff_ms(0, 500), 1000);
-	assert_int_equal(reconcile_backoff_ms(1, 1000), 2000);
-	assert_int_equal(reconcile_backoff_ms(9, 150000), 300000);
-	assert_int_equal(reconcile_backoff_ms(UINT32_MAX, 0), 150000);
+	assert_int_equal(reconcile_backoff_ms(65000, 0), 16250);
+	assert_int_equal(reconcile_backoff_ms(65000, 16250), 32500);
+	assert_int_equal(reconcile_backoff_ms(3600000, 0), 150000);
+	assert_int_equal(reconcile_backoff_ms(3600000, 150000), 300000);
+
+	/* a row that never settles, queried at each scheduled time: DOKU is not
+	   hammered (the shortest delays: ~20 queries in the first 10 minutes) ... */
+	for (age = 0, queries = 0; age < 600000; queries++)
+		age += reconcile_backoff_ms(age, 0);
+	assert_true(queries <= 30);
+	/* ... and a row is asked again within half its age, however many queries
+	   it has had (a row 61 s old after six early "not found": 30.5 s at most) */
+	assert_true(reconcile_backoff_ms(61000, UINT32_MAX) <= 30500);
 }
 
 int main(void)
