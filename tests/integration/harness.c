@@ -204,13 +204,44 @@ static void sim_idle_arg(const h_env *e, char **argv, size_t n, char num[SIM_IDL
 	argv[n - SIM_IDLE_ARGS] = num;
 }
 
+/* Start doku-snapsim on the given addresses ("127.0.0.1:0": any port) with
+ * e's credentials, its stderr to snapsim.log; returns once it is ready, with
+ * the addresses it took in https[64] and control[64]. */
+static void sim_start(h_env *e, const char *listen, const char *ctl, char https[64],
+		      char control[64])
+{
+	char creds[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], secret[PATH_MAX], pub[PATH_MAX];
+	char path[PATH_MAX], line[LINE_MAX_BYTES], idle[SIM_IDLE_NUM_MAX];
+	char *argv[] = { DOKU_SNAPSIM_BIN, "--listen", (char *)listen, "--tls-cert", cert,
+			 "--tls-key", key, "--client-id", e->client_id, "--client-secret-file",
+			 secret, "--partner-public-key", pub, "--control", (char *)ctl,
+			 "--threads", "8", NULL, NULL, NULL };
+	int pfd[2], errfd;
+
+	join(creds, e->dir, "creds");
+	join(cert, creds, "server.pem");
+	join(key, creds, "server.key");
+	join(secret, creds, "client-secret");
+	join(pub, creds, "partner.pub");
+	sim_idle_arg(e, argv, sizeof(argv) / sizeof(argv[0]), idle);
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	join(path, e->dir, "snapsim.log");
+	errfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	assert_true(errfd >= 0);
+	e->sim_pid = spawn(argv, environ, pfd[1], errfd);
+	close(pfd[1]);
+	close(errfd);
+	read_line(pfd[0], line, sizeof(line));
+	close(pfd[0]);
+	assert_int_equal(sscanf(line, "doku-snapsim ready https=%63s control=%63s", https, control), 2);
+}
+
 void h_setup(h_env *e)
 {
 	const char *tmp = getenv("TMPDIR");
-	char cmd[PATH_MAX * 2], creds[PATH_MAX], path[PATH_MAX], line[LINE_MAX_BYTES];
-	char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], secret[PATH_MAX], pub[PATH_MAX];
+	char cmd[PATH_MAX * 2], creds[PATH_MAX], path[PATH_MAX];
+	char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
 	char *id;
-	int pfd[2], errfd;
 	struct sockaddr_un sa;
 	bool direct = e->direct;
 	unsigned idle_s = e->sim_idle_timeout_s;
@@ -232,30 +263,9 @@ void h_setup(h_env *e)
 	join(cert, creds, "server.pem");
 	join(key, creds, "server.key");
 	join(ca, creds, "ca.pem");
-	join(secret, creds, "client-secret");
-	join(pub, creds, "partner.pub");
 
 	/* the simulator: synchronise on its ready line */
-	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-	join(path, e->dir, "snapsim.log");
-	errfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	assert_true(errfd >= 0);
-	{
-		char *argv[] = { DOKU_SNAPSIM_BIN, "--listen", "127.0.0.1:0", "--tls-cert", cert,
-				 "--tls-key", key, "--client-id", e->client_id, "--client-secret-file",
-				 secret, "--partner-public-key", pub, "--control", "127.0.0.1:0",
-				 "--threads", "8", NULL, NULL, NULL };
-		char idle[SIM_IDLE_NUM_MAX];
-
-		sim_idle_arg(e, argv, sizeof(argv) / sizeof(argv[0]), idle);
-		e->sim_pid = spawn(argv, environ, pfd[1], errfd);
-	}
-	close(pfd[1]);
-	close(errfd);
-	read_line(pfd[0], line, sizeof(line));
-	close(pfd[0]);
-	assert_int_equal(sscanf(line, "doku-snapsim ready https=%63s control=%63s", e->sim_https,
-				e->sim_control), 2);
+	sim_start(e, "127.0.0.1:0", "127.0.0.1:0", e->sim_https, e->sim_control);
 	if (!e->direct && getenv("DOKU_IT_DIRECT") == NULL) {
 		e->tap = tap_start(cert, key, ca, e->sim_https);
 		assert_non_null(e->tap);
@@ -325,14 +335,14 @@ bool h_wait_notify(h_env *e, const char *what)
 	}
 }
 
-void h_daemon_start(h_env *e, const char *bridge_extra, const char *sections)
+pid_t h_daemon_spawn(h_env *e)
 {
 	char notify[PATH_MAX + 32], path[PATH_MAX];
 	char **envp;
 	size_t n = 0;
 	int errfd;
+	pid_t pid;
 
-	h_write_config(e, bridge_extra, sections);
 	join(path, e->dir, "notify.sock");
 	snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s", path);
 	while (environ[n] != NULL)
@@ -365,11 +375,18 @@ void h_daemon_start(h_env *e, const char *bridge_extra, const char *sections)
 		argv[k++] = "--config";
 		argv[k++] = e->conf;
 		argv[k] = NULL;
-		e->daemon_pid = spawn(argv, envp, -1, errfd);
+		pid = spawn(argv, envp, -1, errfd);
 		free(wrap);
 	}
 	close(errfd);
 	free(envp);
+	return pid;
+}
+
+void h_daemon_start(h_env *e, const char *bridge_extra, const char *sections)
+{
+	h_write_config(e, bridge_extra, sections);
+	e->daemon_pid = h_daemon_spawn(e);
 	assert_true(h_wait_notify(e, "READY=1"));
 }
 
@@ -519,16 +536,17 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-char *h_ctl(h_env *e, const char *method, const char *path, const char *body, long *status)
+long h_http(const char *method, const char *url, const char *body, char **answer, char *ctype,
+	    size_t ctsz)
 {
-	char url[1024];
 	struct body b = { calloc(1, 1), 0 };
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
 	CURL *c = curl_easy_init();
+	char *ct = NULL;
 	long st = 0;
 
 	assert_non_null(c);
-	snprintf(url, sizeof(url), "http://%s%s", e->sim_control, path);
+	assert_non_null(b.p);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	if (body != NULL) {
@@ -540,13 +558,30 @@ char *h_ctl(h_env *e, const char *method, const char *path, const char *body, lo
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	assert_int_equal(curl_easy_perform(c), CURLE_OK);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+	if (ctype != NULL)
+		snprintf(ctype, ctsz, "%s", ct != NULL ? ct : "");
 	curl_easy_cleanup(c);
 	curl_slist_free_all(hdr);
+	if (answer != NULL)
+		*answer = b.p;
+	else
+		free(b.p);
+	return st;
+}
+
+char *h_ctl(h_env *e, const char *method, const char *path, const char *body, long *status)
+{
+	char url[1024], *answer = NULL;
+	long st;
+
+	snprintf(url, sizeof(url), "http://%s%s", e->sim_control, path);
+	st = h_http(method, url, body, &answer, NULL, 0);
 	if (status != NULL)
 		*status = st;
 	else if (st >= 300)
-		fprintf(stderr, "control %s %s: %ld %s\n", method, path, st, b.p);
-	return b.p;
+		fprintf(stderr, "control %s %s: %ld %s\n", method, path, st, answer);
+	return answer;
 }
 
 long h_counter(h_env *e, const char *group, const char *key)
@@ -888,24 +923,14 @@ void h_burst_run(dokubridge_client **cs, unsigned n, unsigned per, const char *m
 
 		assert_true(left > 0);
 		for (unsigned i = 0; i < n; i++) {
-			unsigned want = dokubridge_interest(cs[i]);
-
 			pfd[i].fd = dokubridge_in_flight(cs[i]) > 0 ? dokubridge_fd(cs[i]) : -1;
-			pfd[i].events = (short)((want & DOKUBRIDGE_WANT_READ ? POLLIN : 0) |
-						(want & DOKUBRIDGE_WANT_WRITE ? POLLOUT : 0));
+			pfd[i].events = h_poll_events(cs[i]);
 			pfd[i].revents = 0;
 		}
 		assert_true(poll(pfd, n, left > 1000 ? 1000 : left) >= 0);
-		for (unsigned i = 0; i < n; i++) {
-			unsigned ev = 0;
-
-			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-				ev |= DOKUBRIDGE_WANT_READ;
-			if (pfd[i].revents & POLLOUT)
-				ev |= DOKUBRIDGE_WANT_WRITE;
+		for (unsigned i = 0; i < n; i++)
 			if (pfd[i].fd >= 0)
-				dokubridge_process(cs[i], ev);
-		}
+				dokubridge_process(cs[i], h_client_events(pfd[i].revents));
 	}
 	free(pfd);
 	free(calls);
@@ -978,39 +1003,14 @@ size_t h_call_frame(uint8_t *out, size_t outsz, uint64_t id, const char *method,
 
 void h_sim_restart(h_env *e, int sig)
 {
-	char creds[PATH_MAX], cert[PATH_MAX], key[PATH_MAX], secret[PATH_MAX], pub[PATH_MAX];
-	char path[PATH_MAX], line[LINE_MAX_BYTES], https[64], control[64];
-	int pfd[2], errfd;
+	char https[64], control[64];
 
 	assert_true(e->sim_pid > 0);
 	kill(e->sim_pid, sig);
 	wait_exit(e->sim_pid);
 	e->sim_pid = 0;
-	join(creds, e->dir, "creds");
-	join(cert, creds, "server.pem");
-	join(key, creds, "server.key");
-	join(secret, creds, "client-secret");
-	join(pub, creds, "partner.pub");
-	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-	join(path, e->dir, "snapsim.log");
-	errfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	assert_true(errfd >= 0);
-	{
-		/* the same addresses: the daemon and the tap keep theirs */
-		char *argv[] = { DOKU_SNAPSIM_BIN, "--listen", e->sim_https, "--tls-cert", cert,
-				 "--tls-key", key, "--client-id", e->client_id, "--client-secret-file",
-				 secret, "--partner-public-key", pub, "--control", e->sim_control,
-				 "--threads", "8", NULL, NULL, NULL };
-		char idle[SIM_IDLE_NUM_MAX];
-
-		sim_idle_arg(e, argv, sizeof(argv) / sizeof(argv[0]), idle);
-		e->sim_pid = spawn(argv, environ, pfd[1], errfd);
-	}
-	close(pfd[1]);
-	close(errfd);
-	read_line(pfd[0], line, sizeof(line));
-	close(pfd[0]);
-	assert_int_equal(sscanf(line, "doku-snapsim ready https=%63s control=%63s", https, control), 2);
+	/* the same addresses: the daemon and the tap keep theirs */
+	sim_start(e, e->sim_https, e->sim_control, https, control);
 	assert_string_equal(https, e->sim_https);
 	assert_string_equal(control, e->sim_control);
 }
@@ -1027,4 +1027,54 @@ void h_kill(h_env *e)
 		waitpid(e->sim_pid, NULL, 0);
 		e->sim_pid = 0;
 	}
+}
+
+json_t *h_export_journal(h_env *e)
+{
+	char cmd[PATH_MAX * 2], *line = NULL;
+	size_t cap = 0;
+	json_t *rows = json_array();
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "'%s' --config '%s' --export-journal", DOKU_BRIDGED_BIN, e->conf);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (getline(&line, &cap, p) > 0) {
+		json_error_t je;
+		json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &je);
+
+		if (j == NULL)
+			fail_msg("--export-journal: line is not JSON (%s): %.200s", je.text, line);
+		assert_true(json_is_object(j));
+		json_array_append_new(rows, j);
+	}
+	free(line);
+	assert_int_equal(pclose(p), 0);
+	return rows;
+}
+
+json_t *h_journal_row(json_t *rows, const char *method, const char *ref)
+{
+	size_t i;
+	json_t *r;
+
+	json_array_foreach(rows, i, r)
+		if (strcmp(h_json_str(r, "method"), method) == 0 &&
+		    strcmp(h_json_str(r, "partnerReferenceNo"), ref) == 0)
+			return r;
+	return NULL;
+}
+
+short h_poll_events(dokubridge_client *c)
+{
+	unsigned want = dokubridge_interest(c);
+
+	return (short)((want & DOKUBRIDGE_WANT_READ ? POLLIN : 0) |
+		       (want & DOKUBRIDGE_WANT_WRITE ? POLLOUT : 0));
+}
+
+unsigned h_client_events(short revents)
+{
+	return (revents & (POLLIN | POLLHUP | POLLERR) ? DOKUBRIDGE_WANT_READ : 0u) |
+	       (revents & POLLOUT ? DOKUBRIDGE_WANT_WRITE : 0u);
 }

@@ -51,6 +51,9 @@ void h_daemon_start(h_env *e, const char *bridge_extra, const char *sections);
 void h_write_config(h_env *e, const char *bridge_extra, const char *sections);
 /* Send sig to the daemon. */
 void h_daemon_signal(h_env *e, int sig);
+/* Spawn the daemon on e's configuration as h_daemon_start does (NOTIFY_SOCKET,
+ * stderr to e->log), without waiting: its pid (not stored in e). */
+pid_t h_daemon_spawn(h_env *e);
 /* Wait for a notification containing what (e.g. "READY=1"); false on timeout. */
 bool h_wait_notify(h_env *e, const char *what);
 /* Wait for the daemon to exit; its exit status (or -1 if it was killed/timed out). */
@@ -60,6 +63,11 @@ void h_teardown(h_env *e);
 /* After a failed test: SIGKILL the daemon and the simulator if still running. */
 void h_kill(h_env *e);
 
+/* One HTTP request (body: JSON, or NULL for none) within H_WAIT_MS: the status;
+ * *answer (malloc'd, NUL-terminated) when answer is not NULL, the Content-Type
+ * into ctype[ctsz] when ctype is not NULL. */
+long h_http(const char *method, const char *url, const char *body, char **answer, char *ctype,
+	    size_t ctsz);
 /* The simulator's control API: the body (malloc'd, NUL-terminated); *status
  * the HTTP status when not NULL. */
 char *h_ctl(h_env *e, const char *method, const char *path, const char *body, long *status);
@@ -86,6 +94,16 @@ void h_amount(Doku__Wallet__V1__Amount *a, const char *value);
 /* A JSON object's string member ("" when absent or not a string) and integer one (0). */
 const char *h_json_str(const json_t *o, const char *key);
 long long h_json_num(const json_t *o, const char *key);
+
+/* doku-bridged --export-journal on e's configuration, each line parsed (a JSON
+ * object, no duplicate key): an array (caller frees with json_decref). */
+json_t *h_export_journal(h_env *e);
+/* The row of rows for (method, partner reference), or NULL. */
+json_t *h_journal_row(json_t *rows, const char *method, const char *ref);
+
+/* poll(2) for a client: the events c wants, and the client events of revents. */
+short h_poll_events(dokubridge_client *c);
+unsigned h_client_events(short revents);
 
 /* A client on the daemon's socket (connected). */
 dokubridge_client *h_client(h_env *e);

@@ -174,12 +174,10 @@ void ld_run(dokubridge_client **cs, unsigned n, const ld_opts *o, ld_stats *out)
 						start_one(cs[i], i, sl, out);
 				}
 		for (unsigned i = 0; i < n; i++) {
-			unsigned want = dokubridge_interest(cs[i]);
 			int t = dokubridge_timeout(cs[i]);
 
 			pfd[i].fd = dokubridge_in_flight(cs[i]) > 0 ? dokubridge_fd(cs[i]) : -1;
-			pfd[i].events = (short)((want & DOKUBRIDGE_WANT_READ ? POLLIN : 0) |
-						(want & DOKUBRIDGE_WANT_WRITE ? POLLOUT : 0));
+			pfd[i].events = h_poll_events(cs[i]);
 			pfd[i].revents = 0;
 			if (dokubridge_in_flight(cs[i]) > 0) {
 				busy = true;
@@ -197,17 +195,9 @@ void ld_run(dokubridge_client **cs, unsigned n, const ld_opts *o, ld_stats *out)
 		}
 		if (poll(pfd, n, timeout) < 0)
 			assert_int_equal(errno, EINTR);
-		for (unsigned i = 0; i < n; i++) {
-			unsigned ev = 0;
-
-			if (pfd[i].fd < 0)
-				continue;
-			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-				ev |= DOKUBRIDGE_WANT_READ;
-			if (pfd[i].revents & POLLOUT)
-				ev |= DOKUBRIDGE_WANT_WRITE;
-			(void)dokubridge_process(cs[i], ev);
-		}
+		for (unsigned i = 0; i < n; i++)
+			if (pfd[i].fd >= 0)
+				(void)dokubridge_process(cs[i], h_client_events(pfd[i].revents));
 	}
 	out->elapsed_ms = ld_now_ms() - t0;
 	free(pfd);

@@ -285,27 +285,17 @@ static void drive(void)
 		}
 		for (unsigned i = 0; i < CALLERS; i++) {
 			struct caller *cl = &callers[i];
-			unsigned want;
 
 			if (!cl->busy && dokubridge_connected(cl->c))
 				start(cl);
-			want = dokubridge_interest(cl->c);
 			pfd[i].fd = cl->busy ? dokubridge_fd(cl->c) : -1;
-			pfd[i].events = (short)((want & DOKUBRIDGE_WANT_READ ? POLLIN : 0) |
-						(want & DOKUBRIDGE_WANT_WRITE ? POLLOUT : 0));
+			pfd[i].events = h_poll_events(cl->c);
 			pfd[i].revents = 0;
 		}
 		assert_true(poll(pfd, CALLERS, 100) >= 0);
-		for (unsigned i = 0; i < CALLERS; i++) {
-			unsigned ev = 0;
-
-			if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR))
-				ev |= DOKUBRIDGE_WANT_READ;
-			if (pfd[i].revents & POLLOUT)
-				ev |= DOKUBRIDGE_WANT_WRITE;
+		for (unsigned i = 0; i < CALLERS; i++)
 			if (pfd[i].fd >= 0)
-				dokubridge_process(callers[i].c, ev);
-		}
+				dokubridge_process(callers[i].c, h_client_events(pfd[i].revents));
 	}
 }
 
@@ -380,27 +370,6 @@ static bool unresolved(dokubridge_client *c)
 	       count_state(c, DOKU__WALLET__V1__OPERATION_STATE__OPERATION_STATE_PENDING) > 0;
 }
 
-static json_t *export_journal(void)
-{
-	char cmd[PATH_MAX * 2], *line = NULL;
-	size_t cap = 0;
-	json_t *rows = json_array();
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "'%s' --config '%s' --export-journal", DOKU_BRIDGED_BIN, env.conf);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	while (getline(&line, &cap, p) > 0) {
-		json_t *j = json_loads(line, 0, NULL);
-
-		assert_non_null(j);
-		json_array_append_new(rows, j);
-	}
-	free(line);
-	assert_int_equal(pclose(p), 0);
-	return rows;
-}
-
 /* ---- the settle phase ----------------------------------------------------------------- */
 
 /* A row the daemon left unsettled when it stopped. */
@@ -433,7 +402,7 @@ static int64_t stop_and_restart(void)
 
 	h_daemon_signal(&env, SIGTERM);
 	assert_int_equal(h_daemon_wait(&env), 0);
-	rows = export_journal();
+	rows = h_export_journal(&env);
 	npend = 0;
 	json_array_foreach(rows, i, r) {
 		int64_t t = iso_ms(r, "created") + DAEMON_SETTLE_MS + DECIDABLE_MARGIN_MS;
@@ -471,7 +440,7 @@ static int64_t stop_and_restart(void)
  * times per row. Returns when to look next. */
 static int64_t settle_look(int64_t t)
 {
-	json_t *rows = export_journal(), *r;
+	json_t *rows = h_export_journal(&env), *r;
 	int64_t soonest = INT64_MAX;
 	char due[512] = "";
 	size_t unsettled = 0, i;
@@ -592,17 +561,6 @@ static json_t *row_of_ext(json_t *rows, const char *ext, json_t **earlier)
 	return NULL;
 }
 
-static json_t *row_of_key(json_t *rows, const char *method, const char *ref)
-{
-	size_t i;
-	json_t *r;
-
-	json_array_foreach(rows, i, r)
-		if (strcmp(h_json_str(r, "method"), method) == 0 && strcmp(h_json_str(r, "partnerReferenceNo"), ref) == 0)
-			return r;
-	return NULL;
-}
-
 static int kind_of_path(const char *path)
 {
 	for (int k = 0; k < 5; k++)
@@ -661,7 +619,7 @@ static void prove(void)
 	unsigned seen = 0, states[5] = { 0 }, earlier_n = 0;
 	size_t i;
 
-	rows = export_journal();
+	rows = h_export_journal(&env);
 	log = read_log();
 	text = h_ctl(&env, "GET", "/control/transactions", NULL, NULL);
 	world = json_loads(text, 0, NULL);
@@ -741,7 +699,7 @@ static void prove(void)
 
 		if (!o->replied)
 			continue;
-		r = row_of_key(rows, kind_method[o->k], o->ref);
+		r = h_journal_row(rows, kind_method[o->k], o->ref);
 		if (o->outcome == C(OUTCOME_DONE)) {
 			if (r == NULL || strcmp(h_json_str(r, "state"), "DONE") != 0 ||
 			    strcmp(h_json_str(r, "externalId"), o->ext) != 0)
@@ -879,7 +837,7 @@ static void test_shutdown_cut_query(void **state)
 	}
 	h_daemon_signal(&env, SIGTERM);
 	assert_int_equal(h_daemon_wait(&env), 0);
-	rows = export_journal();
+	rows = h_export_journal(&env);
 	assert_int_equal(json_array_size(rows), 1);
 	r = json_array_get(rows, 0);
 	assert_string_equal(h_json_str(r, "state"), "UNKNOWN");
@@ -897,7 +855,7 @@ static void test_shutdown_cut_query(void **state)
 		poll(NULL, 0, POLL_MS); /* bounded polling of an observable condition */
 	}
 	dokubridge_free(c);
-	rows = export_journal();
+	rows = h_export_journal(&env);
 	r = json_array_get(rows, 0);
 	assert_non_null(r);
 	assert_string_equal(h_json_str(r, "state"), "DONE");

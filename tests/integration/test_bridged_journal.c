@@ -243,39 +243,13 @@ static int run_tool(const char *arg, char **out, char **err)
 }
 
 /* --export-journal, parsed: one JSON object per line. */
-static json_t *export_journal(void)
-{
-	char *out = NULL, *err = NULL, *line, *save = NULL;
-	json_t *rows = json_array();
-	int st = run_tool("--export-journal", &out, &err);
-
-	if (st != 0)
-		fprintf(stderr, "--export-journal: exit %d: %s\n", st, err);
-	assert_int_equal(st, 0);
-	for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
-		json_error_t je;
-		json_t *j = json_loads(line, JSON_REJECT_DUPLICATES, &je);
-
-		if (j == NULL)
-			fail_msg("--export-journal: line is not JSON (%s): %.200s", je.text, line);
-		assert_true(json_is_object(j));
-		json_array_append_new(rows, j);
-	}
-	free(out);
-	free(err);
-	return rows;
-}
-
 static json_t *row_of(json_t *rows, const char *method, const char *ref)
 {
-	size_t i;
-	json_t *r;
+	json_t *r = h_journal_row(rows, method, ref);
 
-	json_array_foreach(rows, i, r)
-		if (strcmp(h_json_str(r, "method"), method) == 0 && strcmp(h_json_str(r, "partnerReferenceNo"), ref) == 0)
-			return r;
-	fail_msg("no journal row for %s %s in the export", method, ref);
-	return NULL;
+	if (r == NULL)
+		fail_msg("no journal row for %s %s in the export", method, ref);
+	return r;
 }
 
 /* ---- set-up --------------------------------------------------------------------------- */
@@ -377,7 +351,7 @@ static void test_not_done_sent_again(void **state)
 	assert_string_equal(g->operation->partner_reference_no, ref);
 	dokubridge_message_free(g);
 	/* the refused attempt is in the row's history */
-	rows = export_journal();
+	rows = h_export_journal(&env);
 	row = row_of(rows, "Purchase", ref);
 	assert_string_equal(h_json_str(row, "state"), "DONE");
 	assert_string_equal(h_json_str(row, "externalId"), ext2);
@@ -452,7 +426,7 @@ static void test_not_done_race(void **state)
 	dokubridge_message_free(g);
 	json_decref(world);
 	json_decref(log);
-	rows = export_journal();
+	rows = h_export_journal(&env);
 	assert_int_equal(json_array_size(json_object_get(row_of(rows, "Purchase", ref), "earlier")), 1);
 	json_decref(rows);
 }
@@ -502,7 +476,7 @@ static void test_401_retry(void **state)
 	assert_int_equal(g->operation->http_status, 200);
 	assert_string_equal(g->operation->response_code, "2003800");
 	dokubridge_message_free(g);
-	rows = export_journal();
+	rows = h_export_journal(&env);
 	row = row_of(rows, "TopUp", ref);
 	assert_string_equal(h_json_str(row, "externalId"), ext2);
 	earlier = json_object_get(row, "earlier");
@@ -569,7 +543,7 @@ static void test_partial_refund_reconciled(void **state)
 		if (g->operation->state != OPSTATE(UNKNOWN) && g->operation->state != OPSTATE(PENDING))
 			break;
 		if (h_now_ms() > end) {
-			json_t *rows = export_journal();
+			json_t *rows = h_export_journal(&env);
 			json_t *row = row_of(rows, "RefundPurchase", refund);
 
 			fail_msg("the partial refund %s is still %s after %d ms and %u status queries: "
@@ -764,7 +738,7 @@ static void test_verify_and_export(void **state)
 	assert_non_null(strstr(out, "result: sound"));
 	assert_non_null(strstr(out, "/state/state.db"));
 
-	rows = export_journal();
+	rows = h_export_journal(&env);
 	lo.page_size = 100;
 	OK_CALL(cli, NULL, "ListOperations", lo, &lr, &res);
 	assert_int_equal(lr->n_operations, json_array_size(rows));
@@ -875,36 +849,15 @@ static void remove_db(void)
  * 1 without READY=1; its words on stderr into *words (malloc'd). */
 static int start_refused(char **words)
 {
-	char notify[PATH_MAX + 32], **envp;
-	char *argv[] = { DOKU_BRIDGED_BIN, "--config", env.conf, NULL };
-	posix_spawn_file_actions_t fa;
-	size_t n = 0, before = 0, after = 0;
+	size_t before = 0, after = 0;
 	char *log;
 	bool ready = false;
-	int errfd, pfd, status = 0;
+	int pfd, status = 0;
 	pid_t pid;
 
 	log = slurp(env.log, &before);
 	free(log);
-	snprintf(notify, sizeof(notify), "NOTIFY_SOCKET=%s/notify.sock", env.dir);
-	while (environ[n] != NULL)
-		n++;
-	envp = calloc(n + 2, sizeof(*envp));
-	assert_non_null(envp);
-	for (size_t i = 0, k = 0; i < n; i++)
-		if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
-			envp[k++] = environ[i];
-	for (n = 0; envp[n] != NULL; n++)
-		;
-	envp[n] = notify;
-	errfd = open(env.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	assert_true(errfd >= 0);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, errfd, STDERR_FILENO);
-	assert_int_equal(posix_spawn(&pid, argv[0], &fa, NULL, argv, envp), 0);
-	posix_spawn_file_actions_destroy(&fa);
-	close(errfd);
-	free(envp);
+	pid = h_daemon_spawn(&env);
 	/* bounded wait for its exit */
 	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	assert_true(pfd >= 0);

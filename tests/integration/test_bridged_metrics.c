@@ -7,7 +7,6 @@
 #include "harness.h"
 #include "prom.h"
 
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,51 +52,6 @@ static unsigned free_port(void)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 	close(fd);
 	return ntohs(sa.sin_port);
-}
-
-struct http_body {
-	char *p;
-	size_t n;
-};
-
-static size_t on_http_body(char *p, size_t size, size_t nmemb, void *arg)
-{
-	struct http_body *b = arg;
-	size_t n = size * nmemb;
-
-	b->p = realloc(b->p, b->n + n + 1);
-	assert_non_null(b->p);
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-	b->p[b->n] = '\0';
-	return n;
-}
-
-/* method url: the status; *body (malloc'd) the answer when body is not NULL. */
-static long http(const char *method, const char *url, char **body, char *ctype, size_t ctsz)
-{
-	struct http_body b = { calloc(1, 1), 0 };
-	CURL *c = curl_easy_init();
-	long st = 0;
-	char *ct = NULL;
-
-	assert_non_null(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)H_WAIT_MS);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_http_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-	assert_int_equal(curl_easy_perform(c), CURLE_OK);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
-	if (ctype != NULL)
-		snprintf(ctype, ctsz, "%s", ct != NULL ? ct : "");
-	curl_easy_cleanup(c);
-	if (body != NULL)
-		*body = b.p;
-	else
-		free(b.p);
-	return st;
 }
 
 static void test_metrics_counts(void **state)
@@ -207,7 +161,7 @@ static void test_metrics_counts(void **state)
 	prom_free(&pm);
 
 	/* the same text over HTTP for a scraper (no call of its own) */
-	assert_int_equal(http("GET", url, &text, ctype, sizeof(ctype)), 200);
+	assert_int_equal(h_http("GET", url, NULL, &text, ctype, sizeof(ctype)), 200);
 	assert_string_equal(ctype, "text/plain; version=0.0.4; charset=utf-8");
 	if (prom_parse(text, &pm) != 0)
 		fail_msg("HTTP metrics: %s", pm.error);
@@ -215,9 +169,9 @@ static void test_metrics_counts(void **state)
 	assert_true(prom_get(&pm, "doku_bridge_calls_total", CALLS("Metrics", "OK", "DONE")) == 2);
 	prom_free(&pm);
 	free(text);
-	assert_int_equal(http("POST", url, NULL, NULL, 0), 405);
+	assert_int_equal(h_http("POST", url, NULL, NULL, NULL, 0), 405);
 	url[strlen(url) - 1] = 'X';
-	assert_int_equal(http("GET", url, NULL, NULL, 0), 404);
+	assert_int_equal(h_http("GET", url, NULL, NULL, NULL, 0), 404);
 
 	/* the first Metrics calls are counted by the next ones */
 	metrics(second, &pm);
