@@ -43,8 +43,7 @@ struct journal {
 	uv_timer_t timer;
 	int64_t timer_due;       /* wall-clock ms the timer fires at; 0: not armed */
 	bool started, scanning, rescan, closing;
-	unsigned active;         /* status queries in flight */
-	int64_t busy[JOURNAL_RECONCILE_PARALLEL]; /* their rows' ids (0: a free slot) */
+	int64_t busy[JOURNAL_RECONCILE_PARALLEL]; /* rows whose status query is in flight (0: free) */
 	unsigned closes;         /* journal_close: timer and store closes not yet done */
 	/* retention (journal_retention_days) */
 	uv_timer_t prune_timer;
@@ -568,6 +567,11 @@ static bool is_busy(const journal *j, int64_t id)
 	return false;
 }
 
+static bool slots_full(const journal *j)
+{
+	return !is_busy(j, 0);
+}
+
 static void query_end(struct query *q)
 {
 	journal *j = q->j;
@@ -575,7 +579,6 @@ static void query_end(struct query *q)
 	set_busy(j, q->row.id, 0);
 	snap_arena_free(&q->arena);
 	free(q);
-	j->active--;
 	if (!j->closing)
 		scan(j); /* a slot is free: the next due row need not wait for the others */
 }
@@ -706,7 +709,6 @@ static void start_query(journal *j, const store_row *row)
 	q->row.response = NULL;
 	q->row.response_len = 0;
 	snap_arena_init(&q->arena, QUERY_ARENA_MAX);
-	j->active++;
 	set_busy(j, 0, row->id);
 	if (row->original_reference_no[0] != '\0' && reconcile_needs_original(row->method)) {
 		/* Cancel: the purchase's row gives its transactionDate */
@@ -740,11 +742,11 @@ static void on_due(const store_result *res, void *data)
 			arm(j, res->rows[i].next_attempt_ms);
 			break;
 		}
-		if (j->active >= JOURNAL_RECONCILE_PARALLEL)
+		if (slots_full(j))
 			break; /* the rest: as slots free up */
 		start_query(j, &res->rows[i]);
 	}
-	if (j->rescan && j->active < JOURNAL_RECONCILE_PARALLEL)
+	if (j->rescan && !slots_full(j))
 		scan(j);
 }
 
@@ -754,7 +756,7 @@ static void scan(journal *j)
 
 	if (j->closing || !j->started || j->b->draining)
 		return;
-	if (j->scanning || j->active >= JOURNAL_RECONCILE_PARALLEL) {
+	if (j->scanning || slots_full(j)) {
 		j->rescan = true;
 		return;
 	}
