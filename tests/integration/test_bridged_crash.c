@@ -50,10 +50,10 @@
 #define KILL_SPAN_MS 900
 #define KILLS_MAX 60
 #define PHASE_MAX_MS 120000          /* the calls */
-/* the daemon's schedule (bridged/reconcile.h, bridged/journal.h; not included here) */
+/* the daemon's schedule (bridged/state/reconcile.h, bridged/rpc/reconciler.h; not included here) */
 #define DAEMON_SETTLE_MS 60000       /* RECONCILE_SETTLE_MS: "not found" is trusted this long after the intent */
-#define DAEMON_QUERY_MS 15000        /* JOURNAL_RECONCILE_TIMEOUT_MS: the deadline of one status query */
-#define DAEMON_PARALLEL 8            /* JOURNAL_RECONCILE_PARALLEL: status queries at once */
+#define DAEMON_QUERY_MS 15000        /* RECONCILE_QUERY_TIMEOUT_MS: the deadline of one status query */
+#define DAEMON_PARALLEL 8            /* RECONCILE_PARALLEL: status queries at once */
 #define DECIDABLE_MARGIN_MS 1000     /* past the settle time before the final start */
 #define SETTLE_SLACK_MS 5000         /* a round of answers written (fsync'd) and the next scan */
 #define SETTLE_PERIOD_MS (DAEMON_QUERY_MS + SETTLE_SLACK_MS) /* a row due this long must see progress */

@@ -9,7 +9,7 @@
  * money-moving call) the first call after the quiet spell failed with
  * CURLE_SEND_ERROR, "Send failure: Broken pipe", UNAVAILABLE. The daemon
  * must send such a request once more on a fresh connection
- * (bridged/upstream.h), and the simulator must see it exactly once.
+ * (bridged/io/upstream.h), and the simulator must see it exactly once.
  *
  * The test waits, by bounded polling of the simulator's connection counters
  * (GET /control/counters "connections"), until every connection the daemon

@@ -1,0 +1,191 @@
+/* The RPC table and the daemon-local RPCs. */
+#include "methods.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "counters.h"
+#include "doku/wallet/v1/wallet.pb-c.h"
+#include "local.h"
+#include "log.h"
+#include "reconcile.h"
+
+/* The token endpoints (not RPCs: the daemon's own requests, tokens.h). */
+#define B2B_TOKEN_ENDPOINT "AccessTokenB2B"
+#define B2B2C_TOKEN_ENDPOINT "AccessTokenB2B2C"
+
+#define SNAP_ROW(n) { .name = n, .kind = METHOD_SNAP, .endpoint = n, .uses_profile = true }
+
+/* One row per RPC, in the service's order. */
+static method rows[] = {
+	SNAP_ROW("CreateAccount"),
+	SNAP_ROW("VerifyOtp"),
+	SNAP_ROW("BindAccount"),
+	SNAP_ROW("InquireAccount"),
+	SNAP_ROW("UnbindAccount"),
+	SNAP_ROW("GetBalance"),
+	SNAP_ROW("InquireBankAccount"),
+	SNAP_ROW("TransferToBank"),
+	SNAP_ROW("TopUp"),
+	SNAP_ROW("GetTopUpStatus"),
+	SNAP_ROW("Purchase"),
+	SNAP_ROW("GetPurchaseStatus"),
+	SNAP_ROW("CancelPurchase"),
+	SNAP_ROW("RefundPurchase"),
+	SNAP_ROW("ListTransactions"),
+	SNAP_ROW("GetTransaction"),
+	{ .name = "OpenCustomerSession", .kind = METHOD_SESSION_OPEN,
+	  .endpoint = B2B2C_TOKEN_ENDPOINT, .opened = local_session_opened,
+	  .uses_profile = true, .customer = true,
+	  .required = (const char *const[]){ "auth_code", NULL } },
+	{ .name = "CloseCustomerSession", .kind = METHOD_LOCAL, .local = local_close_session,
+	  .uses_profile = true, .customer = true },
+	{ .name = "Health", .kind = METHOD_LOCAL, .local = local_health, .routine = true },
+	{ .name = "GetOperation", .kind = METHOD_LOCAL, .local = local_get_operation,
+	  .uses_profile = true },
+	{ .name = "ListOperations", .kind = METHOD_LOCAL, .local = local_list_operations,
+	  .uses_profile = true },
+	{ .name = "Metrics", .kind = METHOD_LOCAL, .local = local_metrics },
+};
+
+#define NROWS (sizeof(rows) / sizeof(rows[0]))
+
+_Static_assert(NROWS <= METHODS_MAX, "the ACL's method mask has 64 bits");
+
+static const ProtobufCFieldDescriptor *string_field(const ProtobufCMessageDescriptor *d,
+						    const char *name)
+{
+	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+
+	if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+		return NULL;
+	return f;
+}
+
+int methods_init(void)
+{
+	const ProtobufCServiceDescriptor *svc = &doku__wallet__v1__wallet__descriptor;
+
+	if (svc->n_methods != NROWS) {
+		log_msg(LOG_LVL_ERROR, "methods: the service has %u methods, the table %zu rows",
+			svc->n_methods, NROWS);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < NROWS; i++) {
+		method *m = &rows[i];
+		const ProtobufCMethodDescriptor *md =
+			protobuf_c_service_descriptor_get_method_by_name(svc, m->name);
+		const char *key;
+		int n;
+
+		if (md == NULL) {
+			log_msg(LOG_LVL_ERROR, "methods: %s is not a method of %s", m->name, svc->name);
+			return -EINVAL;
+		}
+		m->index = i;
+		m->input = md->input;
+		m->output = md->output;
+		n = snprintf(m->full, sizeof(m->full), "/%s/%s", svc->name, m->name);
+		if (n < 0 || (size_t)n >= sizeof(m->full))
+			return -EINVAL;
+		if (m->endpoint != NULL) {
+			m->ep = snap_endpoint_by_name(m->endpoint);
+			if (m->ep == NULL) {
+				log_msg(LOG_LVL_ERROR, "methods: no SNAP endpoint %s", m->endpoint);
+				return -EINVAL;
+			}
+		}
+		if (m->kind == METHOD_SNAP) {
+			if (m->ep->request != m->input || m->ep->response != m->output) {
+				log_msg(LOG_LVL_ERROR, "methods: %s: endpoint and service types differ", m->name);
+				return -EINVAL;
+			}
+			m->money = (m->ep->flags & SNAP_EP_MONEY) != 0;
+			m->customer = m->ep->auth == SNAP_AUTH_B2B_CUSTOMER;
+		}
+		/* a money-moving call's reference is its journal key (a refund's
+		   partnerRefundNo), else partnerReferenceNo, else the original's */
+		key = m->money ? reconcile_key_field(m->name) : NULL;
+		m->ref_field = key != NULL ? string_field(m->input, key) : NULL;
+		if (m->ref_field == NULL)
+			m->ref_field = string_field(m->input, "partner_reference_no");
+		if (m->ref_field == NULL)
+			m->ref_field = string_field(m->input, "original_partner_reference_no");
+		if (m->kind == METHOD_SESSION_OPEN)
+			m->required_field = string_field(m->input, m->required[0]);
+		counters_name_method(i, m->name);
+	}
+	/* a money-moving row's status RPC, by the endpoint table's link */
+	for (unsigned i = 0; i < NROWS; i++) {
+		method *m = &rows[i];
+
+		if (!m->money)
+			continue;
+		m->status = m->ep->status_rpc != NULL ? methods_by_name(m->ep->status_rpc) : NULL;
+		if (m->status == NULL || m->status->kind != METHOD_SNAP) {
+			log_msg(LOG_LVL_ERROR, "methods: %s moves money but has no status RPC", m->name);
+			return -EINVAL;
+		}
+	}
+	if (snap_endpoint_by_name(B2B_TOKEN_ENDPOINT) == NULL) {
+		log_msg(LOG_LVL_ERROR, "methods: no SNAP endpoint %s", B2B_TOKEN_ENDPOINT);
+		return -EINVAL;
+	}
+	config_method_lookup(methods_index);
+	return 0;
+}
+
+const method *methods_find(const char *name, size_t len)
+{
+	for (unsigned i = 0; i < NROWS; i++)
+		if (strncmp(rows[i].full, name, len) == 0 && rows[i].full[len] == '\0')
+			return &rows[i];
+	return NULL;
+}
+
+const method *methods_by_name(const char *short_name)
+{
+	int i = methods_index(short_name);
+
+	return i >= 0 ? &rows[i] : NULL;
+}
+
+const snap_endpoint *methods_b2b_token_endpoint(void)
+{
+	return snap_endpoint_by_name(B2B_TOKEN_ENDPOINT);
+}
+
+const snap_endpoint *methods_b2b2c_token_endpoint(void)
+{
+	return snap_endpoint_by_name(B2B2C_TOKEN_ENDPOINT);
+}
+
+int methods_index(const char *short_name)
+{
+	for (unsigned i = 0; i < NROWS; i++)
+		if (strcmp(rows[i].name, short_name) == 0)
+			return (int)i;
+	return -1;
+}
+
+unsigned methods_count(void)
+{
+	return NROWS;
+}
+
+const method *methods_at(unsigned i)
+{
+	return i < NROWS ? &rows[i] : NULL;
+}
+
+const char *methods_string_field(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+	const char *s;
+
+	if (msg == NULL || f == NULL)
+		return NULL;
+	s = *(const char *const *)(const void *)((const char *)msg + f->offset);
+	return s != NULL && s[0] != '\0' ? s : NULL;
+}

@@ -1,0 +1,921 @@
+/* B2B token single flight and customer sessions. */
+#include "tokens.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "doku/wallet/v1/wallet.pb-c.h"
+#include "log.h"
+#include "counters.h"
+#include "secrets.h"
+#include "snap_code.h"
+#include "snap_endpoint.h"
+#include "snap_err.h"
+#include "snap_json.h"
+#include "snap_sign.h"
+#include "snap_time.h"
+
+#define SESSION_BUCKETS_MIN 64u
+#define HEADER_MAX 2048 /* one request header line */
+
+struct session {
+	struct session *next;       /* hash chain */
+	char ref[TOK_REF_MAX + 1];
+	secret *access;
+	secret *refresh;
+	time_t access_until;        /* wall clock */
+	time_t refresh_until;
+	time_t margin;              /* renew this long before access_until */
+	unsigned gen;
+	struct tok_fetch *refreshing;
+};
+
+enum fetch_kind { FETCH_B2B, FETCH_OPEN, FETCH_REFRESH };
+
+struct tok_fetch {
+	struct list_node node;      /* in tokens.fetches */
+	tokens *t;
+	tok_profile *tp;            /* NULL once the profile state is gone */
+	enum fetch_kind kind;
+	unsigned gen;               /* tp->reset_gen when started */
+	char ref[TOK_REF_MAX + 1];  /* OPEN / REFRESH: the session */
+	config *cfg;                /* one reference */
+	struct list_node waiters;
+	snap_arena arena;
+	up_req up;
+};
+
+struct tok_profile {
+	struct list_node node;      /* in tokens.profiles */
+	tokens *t;
+	char *name;
+	char *client_id;            /* identity: a change forgets the tokens */
+	char *base_url;
+	unsigned reset_gen;
+	/* B2B */
+	secret *b2b;
+	unsigned b2b_gen;
+	uint64_t b2b_expiry_ms;     /* uv_now() clock */
+	uint64_t b2b_margin_ms;
+	time_t b2b_until;           /* wall clock, for Health */
+	struct tok_fetch *b2b_fetch;
+	uint64_t fetches;
+	/* customer sessions */
+	struct session **buckets;
+	unsigned nbuckets, nsessions;
+	unsigned max_sessions;
+};
+
+struct tokens {
+	uv_loop_t *loop;
+	upstream *up;
+	const snap_endpoint *ep_b2b, *ep_b2b2c; /* the token endpoints */
+	store *st;                  /* sessions persist here; NULL: memory only */
+	struct list_node profiles;
+	struct list_node fetches;
+};
+
+static void session_unpersist(tok_profile *tp, const char *ref);
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+bool tokens_ref_valid(const char *ref)
+{
+	size_t n = 0;
+
+	if (ref == NULL)
+		return false;
+	for (; ref[n] != '\0'; n++) {
+		char ch = ref[n];
+
+		if (n >= TOK_REF_MAX)
+			return false;
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == '-'))
+			return false;
+	}
+	return n > 0;
+}
+
+static uint32_t hash_ref(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	return h;
+}
+
+static struct session **session_slot(const tok_profile *tp, const char *ref)
+{
+	struct session **pp;
+
+	if (tp->nbuckets == 0)
+		return NULL;
+	pp = &tp->buckets[hash_ref(ref) & (tp->nbuckets - 1)];
+	while (*pp != NULL && strcmp((*pp)->ref, ref) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static struct session *session_find(const tok_profile *tp, const char *ref)
+{
+	struct session **pp = session_slot(tp, ref);
+
+	return pp != NULL ? *pp : NULL;
+}
+
+static void session_free(struct session *s)
+{
+	secret_free(s->access);
+	secret_free(s->refresh);
+	explicit_bzero(s, sizeof(*s));
+	free(s);
+}
+
+static void session_unlink_free(tok_profile *tp, struct session *s)
+{
+	struct session **pp = session_slot(tp, s->ref);
+
+	session_unpersist(tp, s->ref);
+	if (pp != NULL && *pp == s) {
+		*pp = s->next;
+		tp->nsessions--;
+	}
+	session_free(s);
+}
+
+static int sessions_grow(tok_profile *tp)
+{
+	unsigned n = tp->nbuckets == 0 ? SESSION_BUCKETS_MIN : tp->nbuckets * 2;
+	struct session **b = calloc(n, sizeof(*b));
+
+	if (b == NULL)
+		return -ENOMEM;
+	for (unsigned i = 0; i < tp->nbuckets; i++) {
+		struct session *s = tp->buckets[i], *next;
+
+		for (; s != NULL; s = next) {
+			uint32_t k = hash_ref(s->ref) & (n - 1);
+
+			next = s->next;
+			s->next = b[k];
+			b[k] = s;
+		}
+	}
+	free(tp->buckets);
+	tp->buckets = b;
+	tp->nbuckets = n;
+	return 0;
+}
+
+static void sessions_clear(tok_profile *tp)
+{
+	for (unsigned i = 0; i < tp->nbuckets; i++) {
+		struct session *s = tp->buckets[i], *next;
+
+		for (; s != NULL; s = next) {
+			next = s->next;
+			session_free(s);
+		}
+		tp->buckets[i] = NULL;
+	}
+	tp->nsessions = 0;
+}
+
+/* Drop sessions whose refresh token has lapsed (when the table is full). */
+static void sessions_sweep(tok_profile *tp, time_t now)
+{
+	for (unsigned i = 0; i < tp->nbuckets; i++) {
+		struct session **pp = &tp->buckets[i];
+
+		while (*pp != NULL) {
+			struct session *s = *pp;
+
+			if (s->refreshing == NULL && now >= s->refresh_until && now >= s->access_until) {
+				*pp = s->next;
+				tp->nsessions--;
+				session_unpersist(tp, s->ref);
+				session_free(s);
+				continue;
+			}
+			pp = &s->next;
+		}
+	}
+}
+
+static void copy_str(char *dst, size_t dstsz, const char *src)
+{
+	snprintf(dst, dstsz, "%s", src != NULL ? src : "");
+}
+
+/* ---- persistence (store.h) ---------------------------------------------------- */
+
+static void on_persisted(const store_result *res, void *data)
+{
+	(void)data;
+	if (res->status != 0 && res->status != STORE_ERR_NOT_FOUND)
+		log_msg(LOG_LVL_ERROR, "customer session not saved in the state database: %s",
+			store_strerror(res->status));
+}
+
+static void session_persist(tok_profile *tp, const struct session *s)
+{
+	store_session ss = { 0 };
+	int rc;
+
+	if (tp->t->st == NULL || s->access == NULL)
+		return;
+	ss.profile = tp->name;
+	ss.customer_ref = s->ref;
+	ss.access_token = (const char *)s->access->data;
+	ss.access_len = s->access->len;
+	ss.access_expiry = (int64_t)s->access_until;
+	ss.refresh_token = s->refresh != NULL ? (const char *)s->refresh->data : "";
+	ss.refresh_len = s->refresh != NULL ? s->refresh->len : 0;
+	ss.refresh_expiry = (int64_t)s->refresh_until;
+	rc = store_session_put(tp->t->st, &ss, on_persisted, NULL);
+	if (rc != 0)
+		log_msg(LOG_LVL_ERROR, "customer session not saved in the state database: %s",
+			store_strerror(rc));
+}
+
+static void session_unpersist(tok_profile *tp, const char *ref)
+{
+	int rc;
+
+	if (tp->t->st == NULL)
+		return;
+	rc = store_session_delete(tp->t->st, tp->name, ref, on_persisted, NULL);
+	if (rc != 0)
+		log_msg(LOG_LVL_ERROR, "customer session not deleted from the state database: %s",
+			store_strerror(rc));
+}
+
+/* "name: value" from the arena. */
+static char *header(snap_arena *a, const char *name, const char *v)
+{
+	snap_buf b;
+
+	snap_buf_init(&b, a, HEADER_MAX);
+	if (snap_buf_printf(&b, "%s: %s", name, v) != 0)
+		return NULL;
+	return b.data;
+}
+
+/* ---- token requests ------------------------------------------------------------ */
+
+static void fetch_done(up_req *r);
+
+static void fetch_free(struct tok_fetch *f)
+{
+	list_del(&f->node);
+	snap_arena_free(&f->arena);
+	config_unref(f->cfg);
+	free(f);
+}
+
+/* Start a request to the token endpoint. auth_code / refresh: the grant's value. */
+static int fetch_start(tok_profile *tp, config *cfg, const profile *p, enum fetch_kind kind,
+		       const char *ref, const char *grant_value, struct tok_fetch **out)
+{
+	tokens *t = tp->t;
+	const snap_endpoint *ep = kind == FETCH_B2B ? t->ep_b2b : t->ep_b2b2c;
+	Doku__Wallet__V1__AccessTokenRequest req = DOKU__WALLET__V1__ACCESS_TOKEN_REQUEST__INIT;
+	char ts[SNAP_TIMESTAMP_LEN + 1], sig[SNAP_RSA_SIG_B64_MAX];
+	struct tok_fetch *f;
+	snap_buf body, url;
+	int rc;
+
+	*out = NULL;
+	if (ep == NULL || p->key == NULL)
+		return TOK_ERR_INTERNAL;
+	f = calloc(1, sizeof(*f));
+	if (f == NULL)
+		return TOK_ERR_INTERNAL;
+	f->t = t;
+	f->tp = tp;
+	f->kind = kind;
+	f->gen = tp->reset_gen;
+	copy_str(f->ref, sizeof(f->ref), ref);
+	list_init(&f->waiters);
+	list_add_tail(&t->fetches, &f->node);
+	snap_arena_init(&f->arena, TOK_ARENA_MAX);
+	f->cfg = config_ref(cfg);
+
+	if (snap_time_format(time(NULL), ts) != 0 ||
+	    snap_sign_token(p->key, p->client_id, ts, sig, sizeof(sig)) != 0)
+		goto fail;
+	switch (kind) {
+	case FETCH_B2B: req.grant_type = "client_credentials"; break;
+	case FETCH_OPEN: req.grant_type = "authorization_code"; req.auth_code = (char *)grant_value; break;
+	case FETCH_REFRESH: req.grant_type = "refresh_token"; req.refresh_token = (char *)grant_value; break;
+	}
+	snap_buf_init(&body, &f->arena, TOK_ARENA_MAX / 4);
+	snap_buf_init(&url, &f->arena, HEADER_MAX);
+	if (snap_json_encode(&req.base, 0, &body) != 0 ||
+	    snap_buf_printf(&url, "%s%s", p->base_url, ep->path) != 0)
+		goto fail;
+	f->up.url = url.data;
+	f->up.ca_file = p->ca_file;
+	f->up.body = body.data;
+	f->up.body_len = body.len;
+	f->up.headers[0] = "Content-Type: application/json";
+	f->up.headers[1] = header(&f->arena, "X-CLIENT-KEY", p->client_id);
+	f->up.headers[2] = header(&f->arena, "X-TIMESTAMP", ts);
+	f->up.headers[3] = header(&f->arena, "X-SIGNATURE", sig);
+	f->up.nheaders = 4;
+	for (unsigned i = 0; i < f->up.nheaders; i++)
+		if (f->up.headers[i] == NULL)
+			goto fail;
+	f->up.timeout_ms = TOK_FETCH_TIMEOUT_MS;
+	f->up.arena = &f->arena;
+	f->up.done = fetch_done;
+	f->up.data = f;
+	rc = upstream_start(t->up, &f->up);
+	if (rc != 0)
+		goto fail;
+	if (kind == FETCH_B2B)
+		tp->fetches++;
+	log_msg(LOG_LVL_DEBUG, "token request started: profile=%s kind=%s", tp->name,
+		kind == FETCH_B2B ? "b2b" : kind == FETCH_OPEN ? "b2b2c-open" : "b2b2c-refresh");
+	*out = f;
+	return 0;
+fail:
+	fetch_free(f);
+	return TOK_ERR_INTERNAL;
+}
+
+static time_t parse_expiry(const char *s, time_t now, time_t fallback)
+{
+	time_t t;
+
+	if (s == NULL || s[0] == '\0' || snap_time_parse(s, strlen(s), &t) != 0)
+		return now + fallback;
+	return t;
+}
+
+static time_t margin_for(time_t life)
+{
+	time_t m = life / 3;
+
+	return m < TOK_MARGIN_S ? m : TOK_MARGIN_S;
+}
+
+/* Keep the tokens of a successful answer. 0 or a tok_err. */
+static int fetch_store(struct tok_fetch *f, const Doku__Wallet__V1__AccessTokenResponse *resp,
+		       tok_result *res)
+{
+	tok_profile *tp = f->tp;
+	time_t now = time(NULL);
+	struct session *s;
+	secret *access = NULL, *refresh = NULL;
+
+	if (resp->access_token == NULL || resp->access_token[0] == '\0' ||
+	    strlen(resp->access_token) > TOK_LEN_MAX)
+		return TOK_ERR_UNAVAILABLE;
+	if (secret_new(resp->access_token, strlen(resp->access_token), &access) != 0)
+		return TOK_ERR_INTERNAL;
+	if (f->kind == FETCH_B2B) {
+		long ttl = TOK_B2B_TTL_DEFAULT_S;
+		char *end;
+
+		if (resp->expires_in != NULL && resp->expires_in[0] != '\0') {
+			ttl = strtol(resp->expires_in, &end, 10);
+			if (*end != '\0' && *end != '.')
+				ttl = TOK_B2B_TTL_DEFAULT_S;
+		}
+		if (ttl < TOK_TTL_MIN_S || ttl > TOK_TTL_MAX_S)
+			ttl = TOK_B2B_TTL_DEFAULT_S;
+		secret_free(tp->b2b);
+		tp->b2b = access;
+		tp->b2b_gen++;
+		tp->b2b_expiry_ms = uv_now(f->t->loop) + (uint64_t)ttl * 1000u;
+		tp->b2b_margin_ms = (uint64_t)margin_for(ttl) * 1000u;
+		tp->b2b_until = now + ttl;
+		return 0;
+	}
+	if (resp->refresh_token != NULL && resp->refresh_token[0] != '\0') {
+		if (strlen(resp->refresh_token) > TOK_LEN_MAX ||
+		    secret_new(resp->refresh_token, strlen(resp->refresh_token), &refresh) != 0) {
+			secret_free(access);
+			return TOK_ERR_INTERNAL;
+		}
+	}
+	s = session_find(tp, f->ref);
+	if (f->kind == FETCH_REFRESH && (s == NULL || s->refreshing != f)) {
+		/* closed (or replaced) while its refresh was in flight: the answer
+		 * is stale; a replacing session serves the waiters */
+		secret_free(access);
+		secret_free(refresh);
+		return s != NULL ? 0 : TOK_ERR_NO_SESSION;
+	}
+	if (s == NULL) {
+		if (tp->nsessions >= tp->max_sessions)
+			sessions_sweep(tp, now);
+		if (tp->nsessions >= tp->max_sessions ||
+		    (tp->nsessions >= tp->nbuckets && sessions_grow(tp) != 0)) {
+			secret_free(access);
+			secret_free(refresh);
+			return TOK_ERR_LIMIT;
+		}
+		s = calloc(1, sizeof(*s));
+		if (s == NULL) {
+			secret_free(access);
+			secret_free(refresh);
+			return TOK_ERR_INTERNAL;
+		}
+		copy_str(s->ref, sizeof(s->ref), f->ref);
+		{
+			struct session **pp = session_slot(tp, s->ref);
+
+			*pp = s;
+		}
+		tp->nsessions++;
+	} else if (f->kind == FETCH_OPEN) {
+		/* a refresh of the replaced session may be in flight: its answer is stale */
+		s->refreshing = NULL;
+	}
+	secret_free(s->access);
+	s->access = access;
+	if (refresh != NULL || f->kind == FETCH_OPEN) {
+		secret_free(s->refresh);
+		s->refresh = refresh;
+	}
+	s->access_until = parse_expiry(resp->access_token_expiry_time, now, TOK_B2B_TTL_DEFAULT_S);
+	if (refresh != NULL || f->kind == FETCH_OPEN)
+		s->refresh_until = s->refresh != NULL ?
+			parse_expiry(resp->refresh_token_expiry_time, now, TOK_TTL_MAX_S) : 0;
+	s->margin = margin_for(s->access_until - now);
+	s->gen++;
+	session_persist(tp, s);
+	copy_str(res->token_type, sizeof(res->token_type), resp->token_type);
+	copy_str(res->access_expiry, sizeof(res->access_expiry), resp->access_token_expiry_time);
+	copy_str(res->refresh_expiry, sizeof(res->refresh_expiry), resp->refresh_token_expiry_time);
+	return 0;
+}
+
+static void fetch_done(up_req *r)
+{
+	struct tok_fetch *f = r->data;
+	tok_profile *tp = f->tp;
+	Doku__Wallet__V1__AccessTokenResponse *resp = NULL;
+	const snap_endpoint *ep = f->kind == FETCH_B2B ? f->t->ep_b2b : f->t->ep_b2b2c;
+	tok_result res;
+	struct list_node waiters;
+	snap_code code;
+	bool have_code = false;
+
+	memset(&res, 0, sizeof(res));
+	res.http = r->status == UP_OK ? (unsigned)r->http : 0;
+	if (r->status != UP_OK) {
+		res.status = r->status == UP_ERR_TIMEOUT ? TOK_ERR_TIMEOUT : TOK_ERR_UNAVAILABLE;
+		snprintf(res.response_message, sizeof(res.response_message), "token request failed: %.120s",
+			 r->error);
+		goto wake;
+	}
+	if (r->response.len > 0 &&
+	    snap_json_decode(ep->response, r->response.data, r->response.len, 0, &f->arena,
+			     (ProtobufCMessage **)&resp, NULL, 0) == 0 &&
+	    resp->response_code != NULL &&
+	    snap_code_parse(resp->response_code, strlen(resp->response_code), &code) == 0)
+		have_code = true;
+	if (have_code) {
+		copy_str(res.response_code, sizeof(res.response_code), code.text);
+		copy_str(res.response_message, sizeof(res.response_message), resp->response_message);
+	}
+	if (tp == NULL || f->gen != tp->reset_gen) {
+		res.status = TOK_ERR_UNAVAILABLE;
+		copy_str(res.response_message, sizeof(res.response_message),
+			 "the profile changed while its token was fetched");
+		goto wake;
+	}
+	if (r->http >= 200 && r->http < 300 && have_code && snap_code_is_success(&code)) {
+		res.status = fetch_store(f, resp, &res);
+		if (res.status != 0 && res.response_message[0] == '\0')
+			copy_str(res.response_message, sizeof(res.response_message),
+				 "unusable token answer");
+	} else {
+		int http = have_code ? code.http : (int)r->http;
+
+		res.status = http >= 400 && http < 500 ? TOK_ERR_REFUSED : TOK_ERR_UNAVAILABLE;
+		if (res.response_message[0] == '\0')
+			snprintf(res.response_message, sizeof(res.response_message),
+				 "token endpoint answered HTTP %ld", r->http);
+		if (f->kind == FETCH_REFRESH && res.status == TOK_ERR_REFUSED) {
+			struct session *s = session_find(tp, f->ref);
+
+			if (s != NULL && s->refreshing == f)
+				session_unlink_free(tp, s);
+		}
+	}
+	log_msg(res.status == 0 ? LOG_LVL_INFO : LOG_LVL_WARNING,
+		"token %s: profile=%s http=%u rc=%s%s%s", res.status == 0 ? "issued" : "refused",
+		tp->name, res.http, res.response_code[0] ? res.response_code : "-",
+		res.status == 0 ? "" : " msg=", res.status == 0 ? "" : res.response_message);
+wake:
+	counters_token(tp != NULL ? tp->name : NULL,
+		       f->kind == FETCH_B2B ? COUNTERS_TOKEN_B2B :
+		       f->kind == FETCH_OPEN ? COUNTERS_TOKEN_OPEN : COUNTERS_TOKEN_REFRESH,
+		       res.status == 0 ? COUNTERS_TOKEN_OK :
+		       res.status == TOK_ERR_REFUSED ? COUNTERS_TOKEN_REFUSED : COUNTERS_TOKEN_FAILED);
+	if (tp != NULL) {
+		if (f->kind == FETCH_B2B && tp->b2b_fetch == f)
+			tp->b2b_fetch = NULL;
+		if (f->kind == FETCH_REFRESH) {
+			struct session *s = session_find(tp, f->ref);
+
+			if (s != NULL && s->refreshing == f)
+				s->refreshing = NULL;
+		}
+	}
+	/* Detach the waiters first: their callbacks may queue new waits. */
+	list_init(&waiters);
+	if (!list_empty(&f->waiters)) {
+		waiters.next = f->waiters.next;
+		waiters.prev = f->waiters.prev;
+		waiters.next->prev = &waiters;
+		waiters.prev->next = &waiters;
+		list_init(&f->waiters);
+	}
+	fetch_free(f);
+	while (!list_empty(&waiters)) {
+		tok_wait *w = list_entry(waiters.next, tok_wait, node);
+
+		list_del(&w->node);
+		w->fn(w, &res);
+	}
+}
+
+/* ---- public --------------------------------------------------------------------- */
+
+int tokens_new(uv_loop_t *loop, upstream *up, const snap_endpoint *b2b,
+	       const snap_endpoint *b2b2c, tokens **out)
+{
+	tokens *t = calloc(1, sizeof(*t));
+
+	*out = NULL;
+	if (t == NULL)
+		return -ENOMEM;
+	t->loop = loop;
+	t->up = up;
+	t->ep_b2b = b2b;
+	t->ep_b2b2c = b2b2c;
+	list_init(&t->profiles);
+	list_init(&t->fetches);
+	*out = t;
+	return 0;
+}
+
+static void profile_reset(tok_profile *tp)
+{
+	secret_free(tp->b2b);
+	tp->b2b = NULL;
+	tp->b2b_gen++;
+	tp->b2b_until = 0;
+	tp->b2b_expiry_ms = 0;
+	tp->b2b_fetch = NULL;
+	sessions_clear(tp);
+	tp->reset_gen++;
+}
+
+static void profile_free(tok_profile *tp)
+{
+	profile_reset(tp);
+	list_del(&tp->node);
+	free(tp->buckets);
+	free(tp->name);
+	free(tp->client_id);
+	free(tp->base_url);
+	free(tp);
+}
+
+void tokens_free(tokens *t)
+{
+	if (t == NULL)
+		return;
+	while (!list_empty(&t->fetches)) {
+		struct tok_fetch *f = list_entry(t->fetches.next, struct tok_fetch, node);
+
+		upstream_cancel(t->up, &f->up);
+		while (!list_empty(&f->waiters))
+			list_del(f->waiters.next);
+		fetch_free(f);
+	}
+	while (!list_empty(&t->profiles))
+		profile_free(list_entry(t->profiles.next, tok_profile, node));
+	free(t);
+}
+
+static tok_profile *find_profile(tokens *t, const char *name)
+{
+	for (struct list_node *n = t->profiles.next; n != &t->profiles; n = n->next) {
+		tok_profile *tp = list_entry(n, tok_profile, node);
+
+		if (strcmp(tp->name, name) == 0)
+			return tp;
+	}
+	return NULL;
+}
+
+int tokens_reconfigure(tokens *t, const config *cfg)
+{
+	struct list_node *n, *next;
+
+	for (n = t->profiles.next; n != &t->profiles; n = next) {
+		tok_profile *tp = list_entry(n, tok_profile, node);
+		const profile *p = config_profile(cfg, tp->name);
+
+		next = n->next;
+		if (p == NULL) {
+			for (struct list_node *k = t->fetches.next; k != &t->fetches; k = k->next) {
+				struct tok_fetch *f = list_entry(k, struct tok_fetch, node);
+
+				if (f->tp == tp)
+					f->tp = NULL;
+			}
+			profile_free(tp);
+			continue;
+		}
+		if (strcmp(tp->client_id, p->client_id) != 0 || strcmp(tp->base_url, p->base_url) != 0) {
+			char *id = strdup(p->client_id), *url = strdup(p->base_url);
+
+			if (id == NULL || url == NULL) {
+				free(id);
+				free(url);
+				return -ENOMEM;
+			}
+			log_msg(LOG_LVL_INFO, "profile %s: credentials changed, tokens and sessions forgotten",
+				tp->name);
+			profile_reset(tp);
+			free(tp->client_id);
+			free(tp->base_url);
+			tp->client_id = id;
+			tp->base_url = url;
+		}
+		tp->max_sessions = cfg->max_sessions;
+	}
+	for (unsigned i = 0; i < cfg->nprofiles; i++) {
+		const profile *p = &cfg->profiles[i];
+		tok_profile *tp;
+
+		if (find_profile(t, p->name) != NULL)
+			continue;
+		tp = calloc(1, sizeof(*tp));
+		if (tp == NULL)
+			return -ENOMEM;
+		tp->t = t;
+		tp->name = strdup(p->name);
+		tp->client_id = strdup(p->client_id);
+		tp->base_url = strdup(p->base_url);
+		tp->max_sessions = cfg->max_sessions;
+		list_add_tail(&t->profiles, &tp->node);
+		if (tp->name == NULL || tp->client_id == NULL || tp->base_url == NULL)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+tok_profile *tokens_profile(tokens *t, const profile *p)
+{
+	return p != NULL ? find_profile(t, p->name) : NULL;
+}
+
+void tokens_cancel(tok_wait *w)
+{
+	if (list_linked(&w->node))
+		list_del(&w->node);
+}
+
+int tokens_b2b(tok_profile *tp, config *cfg, const profile *p, tok_wait *w)
+{
+	uint64_t now = uv_now(tp->t->loop);
+	int rc;
+
+	if (tp->b2b_fetch == NULL && tp->b2b != NULL && now + tp->b2b_margin_ms < tp->b2b_expiry_ms)
+		return 0;
+	if (tp->b2b_fetch == NULL) {
+		rc = fetch_start(tp, cfg, p, FETCH_B2B, NULL, NULL, &tp->b2b_fetch);
+		if (rc != 0)
+			return rc;
+	}
+	list_add_tail(&tp->b2b_fetch->waiters, &w->node);
+	return 1;
+}
+
+const char *tokens_b2b_value(const tok_profile *tp, unsigned *gen)
+{
+	*gen = tp->b2b_gen;
+	return tp->b2b != NULL ? (const char *)tp->b2b->data : NULL;
+}
+
+void tokens_b2b_invalidate(tok_profile *tp, unsigned gen)
+{
+	if (tp->b2b != NULL && tp->b2b_gen == gen) {
+		secret_free(tp->b2b);
+		tp->b2b = NULL;
+		tp->b2b_until = 0;
+		tp->b2b_expiry_ms = 0;
+	}
+}
+
+int tokens_session_open(tok_profile *tp, config *cfg, const profile *p, const char *ref,
+			const char *auth_code, tok_wait *w)
+{
+	struct tok_fetch *f;
+	int rc;
+
+	if (!tokens_ref_valid(ref))
+		return TOK_ERR_NO_SESSION;
+	if (session_find(tp, ref) == NULL && tp->nsessions >= tp->max_sessions) {
+		sessions_sweep(tp, time(NULL));
+		if (tp->nsessions >= tp->max_sessions)
+			return TOK_ERR_LIMIT;
+	}
+	rc = fetch_start(tp, cfg, p, FETCH_OPEN, ref, auth_code, &f);
+	if (rc != 0)
+		return rc;
+	list_add_tail(&f->waiters, &w->node);
+	return 1;
+}
+
+int tokens_session(tok_profile *tp, config *cfg, const profile *p, const char *ref, tok_wait *w)
+{
+	struct session *s = session_find(tp, ref);
+	time_t now = time(NULL);
+	int rc;
+
+	if (s == NULL)
+		return TOK_ERR_NO_SESSION;
+	if (s->refreshing == NULL) {
+		if (s->access != NULL && now + s->margin < s->access_until)
+			return 0;
+		if (s->refresh == NULL || now >= s->refresh_until) {
+			session_unlink_free(tp, s);
+			return TOK_ERR_NO_SESSION;
+		}
+		rc = fetch_start(tp, cfg, p, FETCH_REFRESH, ref, (const char *)s->refresh->data,
+				 &s->refreshing);
+		if (rc != 0)
+			return rc;
+	}
+	list_add_tail(&s->refreshing->waiters, &w->node);
+	return 1;
+}
+
+const char *tokens_session_value(const tok_profile *tp, const char *ref, unsigned *gen)
+{
+	const struct session *s = session_find(tp, ref);
+
+	*gen = s != NULL ? s->gen : 0;
+	return s != NULL && s->access != NULL ? (const char *)s->access->data : NULL;
+}
+
+void tokens_session_invalidate(tok_profile *tp, const char *ref, unsigned gen)
+{
+	struct session *s = session_find(tp, ref);
+
+	if (s != NULL && s->gen == gen)
+		s->access_until = 0;
+}
+
+bool tokens_session_close(tok_profile *tp, const char *ref)
+{
+	struct session *s = session_find(tp, ref);
+
+	if (s == NULL)
+		return false;
+	session_unlink_free(tp, s);
+	return true;
+}
+
+void tokens_set_store(tokens *t, store *st)
+{
+	t->st = st;
+}
+
+int tokens_session_restore(tok_profile *tp, const store_session *ss)
+{
+	time_t now = time(NULL);
+	struct session *s;
+	secret *access = NULL, *refresh = NULL;
+
+	if (!tokens_ref_valid(ss->customer_ref) || ss->access_len == 0 ||
+	    ss->access_len > TOK_LEN_MAX || ss->refresh_len > TOK_LEN_MAX)
+		return TOK_ERR_INTERNAL;
+	if ((time_t)ss->access_expiry <= now && (ss->refresh_len == 0 || (time_t)ss->refresh_expiry <= now)) {
+		session_unpersist(tp, ss->customer_ref);
+		return TOK_ERR_NO_SESSION;
+	}
+	if (session_find(tp, ss->customer_ref) != NULL)
+		return 0;
+	if (tp->nsessions >= tp->max_sessions)
+		return TOK_ERR_LIMIT;
+	if (tp->nsessions >= tp->nbuckets && sessions_grow(tp) != 0)
+		return TOK_ERR_INTERNAL;
+	if (secret_new(ss->access_token, ss->access_len, &access) != 0 ||
+	    (ss->refresh_len > 0 && secret_new(ss->refresh_token, ss->refresh_len, &refresh) != 0)) {
+		secret_free(access);
+		return TOK_ERR_INTERNAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		secret_free(access);
+		secret_free(refresh);
+		return TOK_ERR_INTERNAL;
+	}
+	copy_str(s->ref, sizeof(s->ref), ss->customer_ref);
+	s->access = access;
+	s->refresh = refresh;
+	s->access_until = (time_t)ss->access_expiry;
+	s->refresh_until = refresh != NULL ? (time_t)ss->refresh_expiry : 0;
+	s->margin = margin_for(s->access_until - now > 0 ? s->access_until - now : 0);
+	s->gen = 1;
+	*session_slot(tp, s->ref) = s;
+	tp->nsessions++;
+	return 0;
+}
+
+void tokens_health(const tok_profile *tp, tok_health *h)
+{
+	uint64_t now = uv_now(tp->t->loop);
+
+	h->b2b_valid = tp->b2b != NULL && now < tp->b2b_expiry_ms;
+	h->b2b_valid_until = tp->b2b != NULL ? tp->b2b_until : 0;
+	h->sessions = tp->nsessions;
+	h->fetches = tp->fetches;
+}
+
+/* ---- sessions read back at start-up ------------------------------------------------ */
+
+struct load {
+	tokens *t;
+	store *st;
+	const config *cfg;
+	bool done;
+	unsigned restored, lapsed, bad, failed;
+};
+
+static void on_sessions(const store_result *res, void *data)
+{
+	struct load *ld = data;
+	int rc;
+
+	if (res->status != 0) {
+		log_msg(LOG_LVL_ERROR, "state: customer sessions cannot be read: %s",
+			store_strerror(res->status));
+		ld->done = true;
+		return;
+	}
+	for (size_t i = 0; i < res->n_sessions; i++) {
+		const store_session *s = &res->sessions[i];
+		tok_profile *tp = tokens_profile(ld->t, config_profile(ld->cfg, s->profile));
+
+		if (tp == NULL) {
+			log_msg(LOG_LVL_WARNING, "state: customer session %s of profile %s: no such profile; "
+				"not loaded", s->customer_ref, s->profile);
+			ld->failed++;
+			continue;
+		}
+		rc = tokens_session_restore(tp, s);
+		if (rc == 0)
+			ld->restored++;
+		else if (rc == TOK_ERR_NO_SESSION)
+			ld->lapsed++;
+		else
+			ld->failed++;
+	}
+	for (size_t i = 0; i < res->n_bad; i++) {
+		log_msg(LOG_LVL_ERROR, "state: customer session %s of profile %s does not open (a tampered "
+			"row, or sealed with another key): ignored, never used",
+			res->bad[i].customer_ref, res->bad[i].profile);
+		ld->bad++;
+	}
+	if (res->next != NULL) {
+		rc = store_session_list(ld->st, res->next, on_sessions, ld);
+		if (rc == 0)
+			return;
+		log_msg(LOG_LVL_ERROR, "state: customer sessions cannot be read: %s", store_strerror(rc));
+	}
+	ld->done = true;
+}
+
+void tokens_restore(tokens *t, store *st, const config *cfg)
+{
+	struct load ld;
+
+	memset(&ld, 0, sizeof(ld));
+	ld.t = t;
+	ld.st = st;
+	ld.cfg = cfg;
+	tokens_set_store(t, st);
+	if (store_session_list(st, NULL, on_sessions, &ld) != 0)
+		ld.done = true;
+	while (!ld.done)
+		uv_run(t->loop, UV_RUN_ONCE); /* before anything is served */
+	log_msg(LOG_LVL_INFO, "state: %s open; journal %s; customer sessions: %u restored, %u lapsed "
+		"(deleted), %u unreadable, %u not loaded", cfg->state_dir, cfg->journal ? "on" : "OFF",
+		ld.restored, ld.lapsed, ld.bad, ld.failed);
+}

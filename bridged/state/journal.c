@@ -1,0 +1,419 @@
+/* The state database at work: the key, the store, the journal's records, retention. */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "snap_time.h"
+
+#define PATH_MAX_BYTES 4096
+#define DAY_MS (24 * 60 * 60 * 1000LL)
+
+struct journal {
+	store *st;
+	sealed_key *key;
+	bool on;                 /* [bridge] journal */
+	bool closing, quiet;
+	unsigned closes;         /* journal_close: timer and store closes not yet done */
+	/* retention (journal_retention_days) */
+	uv_timer_t prune_timer;
+	unsigned days;           /* of the next pass; 0: none */
+	bool pruning;            /* a pass is under way */
+	int64_t prune_before;    /* the pass deletes settled rows updated before this */
+	uint64_t prune_t0;       /* uv_hrtime at the start of the pass */
+	uint64_t pruned;         /* rows the pass deleted so far */
+	unsigned prune_days, prune_batches;
+};
+
+/* One attempt's store request. */
+struct attempt {
+	journal *j;
+	journal_verdict_fn cb;
+	void *data;
+	journal_attempt_rec a;   /* pointers valid until cb (the caller's) */
+	char digest[STORE_SHA256_HEX + 1];
+};
+
+/* One outcome's store request. */
+struct outcome_req {
+	void (*done)(int status, void *data);
+	void *data;
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* snprintf into a text buffer, where cutting a long path or message is fine. */
+__attribute__((format(printf, 3, 4)))
+static void textf(char *out, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(out, cap, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- the key --------------------------------------------------------------------------- */
+
+/* <state_dir>/state.key: read it, or make it (32 random bytes as 64 hex digits, 0600). */
+static int key_default(const char *dir, sealed_key **out, char err[JOURNAL_ERR_MAX])
+{
+	char path[PATH_MAX_BYTES], why[SEALED_ERR_MAX], hex[2 * SEALED_KEY_LEN + 2];
+	unsigned char raw[SEALED_KEY_LEN];
+	int fd, n, rc = -1;
+
+	n = snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_KEY_NAME);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		textf(err, JOURNAL_ERR_MAX, "state_dir %s: path too long", dir);
+		return -1;
+	}
+	if (access(path, F_OK) == 0) {
+		if (sealed_key_load_file(path, out, why) != 0) {
+			textf(err, JOURNAL_ERR_MAX, "state key %s: %s", path, why);
+			return -1;
+		}
+		return 0;
+	}
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		textf(err, JOURNAL_ERR_MAX, "state_dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		textf(err, JOURNAL_ERR_MAX, "state key: no random bytes: %s", strerror(errno));
+		return -1;
+	}
+	for (unsigned i = 0; i < SEALED_KEY_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	hex[2 * SEALED_KEY_LEN] = '\n';
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		textf(err, JOURNAL_ERR_MAX, "state key %s: cannot create: %s", path, strerror(errno));
+		goto out;
+	}
+	if (write(fd, hex, 2 * SEALED_KEY_LEN + 1) != 2 * SEALED_KEY_LEN + 1 || fsync(fd) != 0) {
+		textf(err, JOURNAL_ERR_MAX, "state key %s: cannot write: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		goto out;
+	}
+	close(fd);
+	if (sealed_key_new(raw, out) != 0) {
+		textf(err, JOURNAL_ERR_MAX, "state key: cannot set it up");
+		goto out;
+	}
+	log_msg(LOG_LVL_INFO, "state: generated the sealing key %s (keep it with the database: "
+		"without it the customer sessions cannot be read)", path);
+	rc = 0;
+out:
+	explicit_bzero(raw, sizeof(raw));
+	explicit_bzero(hex, sizeof(hex));
+	return rc;
+}
+
+/* ---- open, close ----------------------------------------------------------------------- */
+
+int journal_open(uv_loop_t *loop, const config *cfg, journal **out, char err[JOURNAL_ERR_MAX])
+{
+	char why[STORE_ERR_MAX];
+	journal *j = calloc(1, sizeof(*j));
+	int rc;
+
+	*out = NULL;
+	err[0] = '\0';
+	if (j == NULL) {
+		textf(err, JOURNAL_ERR_MAX, "out of memory");
+		return -1;
+	}
+	j->on = cfg->journal;
+	if (cfg->state_key_file != NULL) {
+		char kwhy[SEALED_ERR_MAX];
+
+		if (sealed_key_load_file(cfg->state_key_file, &j->key, kwhy) != 0) {
+			textf(err, JOURNAL_ERR_MAX, "state_key_file %s: %s", cfg->state_key_file, kwhy);
+			free(j);
+			return -1;
+		}
+	} else if (key_default(cfg->state_dir, &j->key, err) != 0) {
+		free(j);
+		return -1;
+	}
+	rc = store_open(loop, cfg->state_dir, j->key, &j->st, why);
+	if (rc != 0) {
+		textf(err, JOURNAL_ERR_MAX, "%s", why);
+		sealed_key_free(j->key);
+		free(j);
+		return -1;
+	}
+	uv_timer_init(loop, &j->prune_timer);
+	j->prune_timer.data = j;
+	*out = j;
+	return 0;
+}
+
+/* The journal is freed only when its timer and its store are closed (in any order). */
+static void closed_one(journal *j)
+{
+	if (--j->closes > 0)
+		return;
+	sealed_key_free(j->key);
+	free(j);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	closed_one(h->data);
+}
+
+static void on_store_closed(void *data)
+{
+	closed_one(data);
+}
+
+void journal_close(journal *j)
+{
+	if (j == NULL)
+		return;
+	j->closing = true;
+	j->closes = 2;
+	uv_close((uv_handle_t *)&j->prune_timer, on_timer_closed);
+	store_close(j->st, on_store_closed, j);
+}
+
+store *journal_store(const journal *j)
+{
+	return j->st;
+}
+
+bool journal_on(const journal *j)
+{
+	return j->on;
+}
+
+void journal_quiesce(journal *j)
+{
+	j->quiet = true;
+}
+
+/* ---- retention -------------------------------------------------------------------------- */
+
+/* The pass's one log line. */
+static void prune_end(journal *j, int err)
+{
+	char before[SNAP_TIMESTAMP_LEN + 1] = "?";
+	time_t t = (time_t)(j->prune_before / 1000);
+	struct tm tm;
+
+	j->pruning = false;
+	if (gmtime_r(&t, &tm) != NULL)
+		strftime(before, sizeof(before), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	log_msg(err != 0 ? LOG_LVL_ERROR : LOG_LVL_INFO,
+		"journal: retention %u days: %" PRIu64 " settled rows last updated before %s "
+		"deleted (%u batches of at most %u, %.0f ms)%s%s", j->prune_days, j->pruned, before,
+		j->prune_batches, JOURNAL_PRUNE_BATCH, (double)(uv_hrtime() - j->prune_t0) / 1e6,
+		err != 0 ? "; stopped: " : "", err != 0 ? store_strerror(err) : "");
+}
+
+static void on_pruned(const store_result *res, void *data)
+{
+	journal *j = data;
+	int rc;
+
+	j->prune_batches++;
+	j->pruned += res->n_pruned;
+	if (res->status != 0 || res->n_pruned < JOURNAL_PRUNE_BATCH || j->closing ||
+	    j->quiet) {
+		prune_end(j, res->status);
+		return;
+	}
+	/* more may be due: the next batch, queued after what came meanwhile */
+	rc = store_journal_prune(j->st, j->prune_before, JOURNAL_PRUNE_BATCH, on_pruned, j);
+	if (rc != 0)
+		prune_end(j, rc);
+}
+
+/* One retention pass, with the configuration current now (SIGHUP applies at the next). */
+static void on_prune_timer(uv_timer_t *t)
+{
+	journal *j = t->data;
+	unsigned days = j->days;
+	int rc;
+
+	if (j->closing || j->quiet || j->pruning || days == 0)
+		return;
+	j->pruning = true;
+	j->prune_days = days;
+	j->prune_before = wall_ms() - (int64_t)days * DAY_MS;
+	j->prune_t0 = uv_hrtime();
+	j->pruned = 0;
+	j->prune_batches = 0;
+	rc = store_journal_prune(j->st, j->prune_before, JOURNAL_PRUNE_BATCH, on_pruned, j);
+	if (rc != 0)
+		prune_end(j, rc);
+}
+
+void journal_retention(journal *j, unsigned days)
+{
+	bool first = !uv_is_active((uv_handle_t *)&j->prune_timer);
+
+	j->days = days;
+	if (first)
+		uv_timer_start(&j->prune_timer, on_prune_timer, 0, JOURNAL_PRUNE_EVERY_MS);
+}
+
+/* ---- attempts and outcomes ------------------------------------------------------------- */
+
+static void verdict(struct attempt *at, enum journal_verdict_kind kind, int64_t id, int err,
+		    const store_row *row)
+{
+	journal_verdict v = { kind, id, err, row };
+
+	at->cb(&v, at->data);
+	free(at);
+}
+
+static void on_reissued(const store_result *res, void *data)
+{
+	struct attempt *at = data;
+
+	if (res->status == STORE_ERR_STATE)
+		verdict(at, JOURNAL_RACING, 0, 0, NULL);
+	else if (res->status != 0)
+		verdict(at, JOURNAL_FAILED, 0, res->status, NULL);
+	else
+		verdict(at, JOURNAL_SEND, at->a.id, 0, NULL);
+}
+
+/* A new attempt of row id, which is in state from. */
+static int reissue(struct attempt *at, int64_t id, enum store_state from, const char *detail)
+{
+	store_intent in = { 0 };
+
+	in.external_id = at->a.external_id;
+	in.request_time = at->a.request_time;
+	in.body_sha256 = at->digest;
+	in.amount_value = at->a.keys->amount_value;
+	in.amount_currency = at->a.keys->amount_currency;
+	if (from == STORE_PENDING) { /* the answer that refused the attempt's token */
+		in.refused_http = at->a.refused_http;
+		in.refused_response_code = at->a.refused_response_code;
+	}
+	at->a.id = id;
+	return store_journal_reissue(at->j->st, id, from, &in, detail, on_reissued, at);
+}
+
+static void on_intent(const store_result *res, void *data)
+{
+	struct attempt *at = data;
+	const store_row *row;
+	int rc;
+
+	if (res->status == 0) {
+		verdict(at, JOURNAL_SEND, res->id, 0, NULL);
+		return;
+	}
+	if (res->status != STORE_ERR_EXISTS || res->n_rows != 1) {
+		verdict(at, JOURNAL_FAILED, 0, res->status, NULL);
+		return;
+	}
+	row = &res->rows[0];
+	if (strcmp(row->body_sha256, at->digest) != 0) {
+		verdict(at, JOURNAL_CONFLICT, 0, 0, row);
+		return;
+	}
+	if (row->state != STORE_NOT_DONE) {
+		verdict(at, JOURNAL_JOURNALED, row->id, 0, row);
+		return;
+	}
+	/* it certainly did not happen: the caller asks again, send it again */
+	rc = reissue(at, row->id, STORE_NOT_DONE, "sent again: the journaled attempt was NOT_DONE");
+	if (rc != 0)
+		verdict(at, JOURNAL_FAILED, 0, rc, NULL);
+}
+
+int journal_attempt(journal *j, const journal_attempt_rec *a, journal_verdict_fn cb, void *data)
+{
+	struct attempt *at;
+	store_intent in = { 0 };
+	int rc;
+
+	if (j->closing)
+		return STORE_ERR_CLOSED;
+	at = calloc(1, sizeof(*at));
+	if (at == NULL)
+		return STORE_ERR_NOMEM;
+	at->j = j;
+	at->cb = cb;
+	at->data = data;
+	at->a = *a;
+	if (store_body_digest(a->body, a->body_len, at->digest) != 0) {
+		free(at);
+		return STORE_ERR_IO;
+	}
+	if (a->id != 0) {
+		/* DOKU refused the token of the attempt: the request did not take effect;
+		 * the retry's new X-EXTERNAL-ID is journaled before it leaves */
+		rc = reissue(at, a->id, STORE_PENDING,
+			     "sent again with a new X-EXTERNAL-ID after DOKU refused the token");
+	} else {
+		in.method = a->method;
+		in.profile = a->profile;
+		in.customer_ref = a->customer_ref;
+		in.partner_reference_no = a->keys->partner_reference_no;
+		in.original_reference_no = a->keys->original_reference_no;
+		in.external_id = a->external_id;
+		in.amount_value = a->keys->amount_value;
+		in.amount_currency = a->keys->amount_currency;
+		in.body_sha256 = at->digest;
+		in.request_time = a->request_time;
+		rc = store_journal_intent(j->st, &in, on_intent, at);
+	}
+	if (rc != 0)
+		free(at);
+	return rc;
+}
+
+static void on_outcome(const store_result *res, void *data)
+{
+	struct outcome_req *o = data;
+
+	o->done(res->status, o->data);
+	free(o);
+}
+
+int journal_outcome(journal *j, int64_t id, const store_outcome *o,
+		    void (*done)(int status, void *data), void *data)
+{
+	struct outcome_req *req;
+	int rc;
+
+	if (j == NULL || j->closing)
+		return STORE_ERR_CLOSED;
+	req = malloc(sizeof(*req));
+	if (req == NULL)
+		return STORE_ERR_NOMEM;
+	req->done = done;
+	req->data = data;
+	rc = store_journal_outcome(j->st, id, o, on_outcome, req);
+	if (rc != 0) {
+		log_msg(LOG_LVL_ERROR, "journal: the outcome of row %" PRId64 " was not recorded: %s", id,
+			store_strerror(rc));
+		free(req);
+	}
+	return rc;
+}

@@ -1,0 +1,323 @@
+/* The daemon's durable state, in one SQLite database <state_dir>/state.db
+ * (WAL, synchronous=FULL): customer sessions, with their tokens sealed
+ * (sealed.h), and the journal of money-moving calls. docs/state.md.
+ *
+ * Threads. store_open starts one worker thread that alone runs statements,
+ * in the order the requests were made; the requests queued at one time share
+ * one transaction (group commit) with a savepoint each, so one request's
+ * failure does not undo the others. Completions are handed back to the loop
+ * with a uv_async_t: the loop never waits for the disk. Every store_*
+ * function but store_verify/store_export_journal is called on the loop's
+ * thread (store_body_digest, store_state_name and store_strerror on any).
+ *
+ * Requests. A request function copies its inputs (the caller's memory may go
+ * at once) and returns 0, or a negative STORE_ERR_* when the request is
+ * refused at once; then its callback never runs. After a 0 the callback runs
+ * exactly once, later, on the loop's thread, also while the store closes. A
+ * write's callback runs only after its transaction is committed to disk
+ * (fsync'd: synchronous=FULL). What a store_result points to lives only
+ * during the callback; tokens in it are wiped right after.
+ *
+ * The journal. One row per money-moving request, keyed by (profile, method,
+ * partner_reference_no) -- the request's own idempotency key -- and also
+ * unique by (profile, external_id). States:
+ *
+ *   store_journal_intent   -> PENDING   recorded before the request is sent
+ *   store_journal_outcome     PENDING -> DONE | NOT_DONE | UNKNOWN
+ *   store_journal_reconciled  UNKNOWN -> DONE | NOT_DONE | UNKNOWN (attempts + 1)
+ *   store_open                PENDING -> UNKNOWN (left by a daemon that stopped)
+ *   store_journal_prune       DONE | NOT_DONE -> deleted (retention)
+ *
+ * DONE and NOT_DONE are final. */
+#ifndef DOKU_STATE_STORE_H
+#define DOKU_STATE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+#include "sealed.h"
+
+#define STORE_DB_NAME "state.db"
+#define STORE_LOCK_NAME "state.lock"
+#define STORE_SCHEMA_VERSION 1
+
+#define STORE_PROFILE_MAX 64      /* bytes of a profile name */
+#define STORE_REF_MAX 64          /* bytes of a customer_ref */
+#define STORE_METHOD_MAX 32       /* bytes of an RPC name */
+#define STORE_PARTNER_REF_MAX 64  /* bytes of a partner reference */
+#define STORE_EXTERNAL_ID_MAX 36  /* digits of an X-EXTERNAL-ID */
+#define STORE_AMOUNT_MAX 24       /* bytes of an amount value ("10000.00") */
+#define STORE_CURRENCY_MAX 3
+#define STORE_SHA256_HEX 64
+#define STORE_TIME_MAX 40         /* bytes of request_time (ISO-8601) */
+#define STORE_CODE_MAX 16         /* bytes of a responseCode */
+#define STORE_MESSAGE_MAX 256     /* responseMessage, truncated to this */
+#define STORE_DETAIL_MAX 256      /* detail, truncated to this */
+#define STORE_RESPONSE_MAX (64u * 1024u) /* serialized response message */
+#define STORE_TOKEN_MAX 4096      /* bytes of one token */
+#define STORE_LIST_MAX 100        /* rows per list / due page */
+#define STORE_LIST_DEFAULT 50
+#define STORE_SESSION_PAGE 256    /* sessions per store_session_list page */
+#define STORE_PRUNE_MAX 10000u    /* journal rows one store_journal_prune deletes at most */
+#define STORE_BATCH_MAX 256       /* requests per transaction */
+#define STORE_QUEUE_MAX 16384     /* requests queued; more are refused (BUSY) */
+#define STORE_ERR_MAX 512         /* size of an error text buffer */
+
+enum store_err {
+	STORE_ERR_NOMEM = -1,
+	STORE_ERR_INVALID = -2,    /* bad argument (a field missing or over its limit) */
+	STORE_ERR_IO = -3,         /* the database could not be opened, read or written */
+	STORE_ERR_CORRUPT = -4,    /* the database (or a row of it) is malformed */
+	STORE_ERR_VERSION = -5,    /* not a doku-bridge database, or a newer schema */
+	STORE_ERR_KEY = -6,        /* the sealing key is not the one the database was sealed with */
+	STORE_ERR_LOCKED = -7,     /* another process holds the state directory */
+	STORE_ERR_NOT_FOUND = -8,
+	STORE_ERR_EXISTS = -9,     /* intent: the key is journaled; the result holds that row */
+	STORE_ERR_DUPLICATE = -10, /* intent: the X-EXTERNAL-ID is journaled already */
+	STORE_ERR_STATE = -11,     /* the row is not in a state that allows the change */
+	STORE_ERR_SEALED = -12,    /* a sealed token did not open: wrong key or tampered row */
+	STORE_ERR_NO_KEY = -13,    /* a session request to a store opened without a key */
+	STORE_ERR_CLOSED = -14,    /* the store is closing */
+	STORE_ERR_BUSY = -15,      /* STORE_QUEUE_MAX requests are queued */
+	STORE_ERR_TOO_BIG = -16,   /* a response or token over its limit */
+};
+
+enum store_state {
+	STORE_STATE_ANY = 0, /* list filter: any state */
+	STORE_PENDING,
+	STORE_DONE,
+	STORE_NOT_DONE,
+	STORE_UNKNOWN,
+};
+
+typedef struct store store;
+
+/* One journal row. */
+typedef struct store_row {
+	int64_t id;
+	int64_t created_ms, updated_ms; /* unix time in milliseconds */
+	char method[STORE_METHOD_MAX + 1];      /* the RPC name, "Purchase" */
+	char profile[STORE_PROFILE_MAX + 1];
+	char customer_ref[STORE_REF_MAX + 1];
+	char partner_reference_no[STORE_PARTNER_REF_MAX + 1]; /* the request's idempotency key */
+	char original_reference_no[STORE_PARTNER_REF_MAX + 1]; /* Cancel/Refund: the purchase */
+	char external_id[STORE_EXTERNAL_ID_MAX + 1];
+	char amount_value[STORE_AMOUNT_MAX + 1];
+	char amount_currency[STORE_CURRENCY_MAX + 1];
+	char body_sha256[STORE_SHA256_HEX + 1]; /* lowercase hex of the body sent */
+	char request_time[STORE_TIME_MAX + 1];  /* the X-TIMESTAMP it was sent with */
+	enum store_state state;
+	unsigned http_status;                   /* 0: no answer */
+	char response_code[STORE_CODE_MAX + 1];
+	char response_message[STORE_MESSAGE_MAX + 1];
+	const unsigned char *response;          /* the serialized response message; NULL in lists */
+	size_t response_len;
+	unsigned attempts;                      /* reconciliation attempts made */
+	int64_t next_attempt_ms;                /* UNKNOWN: when to ask DOKU next */
+	char detail[STORE_DETAIL_MAX + 1];      /* how the outcome became known */
+} store_row;
+
+/* A customer session. In results every pointer is the store's. */
+typedef struct store_session {
+	const char *profile;
+	const char *customer_ref;
+	const char *access_token;  /* NUL-terminated; at most STORE_TOKEN_MAX */
+	size_t access_len;
+	int64_t access_expiry;     /* unix seconds */
+	const char *refresh_token; /* may be empty */
+	size_t refresh_len;
+	int64_t refresh_expiry;
+} store_session;
+
+/* A session's name, for rows that did not open and for paging. */
+typedef struct store_session_key {
+	char profile[STORE_PROFILE_MAX + 1];
+	char customer_ref[STORE_REF_MAX + 1];
+} store_session_key;
+
+/* What a request ended with. Only the members its request names are set. */
+typedef struct store_result {
+	int status;                       /* 0 or enum store_err */
+	int64_t id;                       /* intent: the new row's id */
+	const store_row *rows;            /* get, intent's EXISTS: 1 row (with response);
+					     list, due: n_rows rows (without) */
+	size_t n_rows;
+	int64_t next_before_id;           /* list: before_id of the next page; 0: last page */
+	const store_session *sessions;    /* session get: 1; session list: n_sessions */
+	size_t n_sessions;
+	const store_session_key *bad;     /* session get/list: rows that did not open */
+	size_t n_bad;
+	const store_session_key *next;    /* session list: after of the next page; NULL: last */
+	unsigned n_pruned;                /* prune: journal rows deleted */
+} store_result;
+
+typedef void (*store_cb)(const store_result *res, void *data);
+typedef void (*store_closed_cb)(void *data);
+
+/* Open (creating it and state_dir, mode 0700, when missing) the database of
+ * state_dir, synchronously: meant for start-up, before the loop serves.
+ * Refuses, with the reason in err: a directory locked by another process
+ * (STORE_ERR_LOCKED), an unreadable or read-only file (IO), a file that fails
+ * PRAGMA integrity_check (CORRUPT), a foreign or newer schema (VERSION), and
+ * a key other than the one it was sealed with (KEY). key may be NULL: then
+ * sessions are refused (NO_KEY); else it is borrowed and must outlive the
+ * store. *out is the caller's: store_close. */
+int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **out,
+	       char err[STORE_ERR_MAX]);
+
+/* Refuse new requests, finish the queued ones (their callbacks run), stop
+ * the worker, close the database, then call closed (may be NULL) on the loop
+ * and free the store. */
+void store_close(store *st, store_closed_cb closed, void *data);
+
+/* ---- customer sessions ---- */
+
+/* Store (or replace) a session; the tokens are sealed with AD profile NUL
+ * customer_ref NUL "access" / "refresh". */
+int store_session_put(store *st, const store_session *s, store_cb cb, void *data);
+
+/* res.sessions[0]; NOT_FOUND; SEALED (res.bad[0] names it) when it does not open. */
+int store_session_get(store *st, const char *profile, const char *customer_ref, store_cb cb,
+		      void *data);
+
+/* 0, or NOT_FOUND when there was none. */
+int store_session_delete(store *st, const char *profile, const char *customer_ref, store_cb cb,
+			 void *data);
+
+/* Up to STORE_SESSION_PAGE sessions in (profile, customer_ref) order after
+ * after (NULL: from the start). Rows that do not open are listed in res.bad,
+ * never in res.sessions; res.next is the after of the next page. */
+int store_session_list(store *st, const store_session_key *after, store_cb cb, void *data);
+
+/* ---- the journal ---- */
+
+typedef struct store_intent {
+	const char *method;                /* required: the RPC name */
+	const char *profile;               /* required */
+	const char *customer_ref;          /* may be NULL */
+	const char *partner_reference_no;  /* required: the idempotency key */
+	const char *original_reference_no; /* may be NULL */
+	const char *external_id;           /* required */
+	const char *amount_value;          /* may be NULL */
+	const char *amount_currency;       /* may be NULL */
+	const char *body_sha256;           /* required: 64 lowercase hex digits */
+	const char *request_time;          /* the X-TIMESTAMP; may be NULL */
+	int64_t created_ms;                /* 0: now */
+	/* store_journal_reissue from PENDING only: DOKU's refusal of the attempt
+	 * replaced (a token refused: 401), kept with it as NOT_DONE. 0: none */
+	unsigned refused_http;
+	const char *refused_response_code; /* may be NULL */
+} store_intent;
+
+/* Record an intent (PENDING) before the request is sent. res.id is the new
+ * row. When (profile, method, partner_reference_no) is journaled already,
+ * nothing is written and the result is EXISTS with that row in res.rows[0]:
+ * answer with it instead of sending (compare body_sha256 first).
+ * DUPLICATE: the external id is journaled already (pick another). */
+int store_journal_intent(store *st, const store_intent *in, store_cb cb, void *data);
+
+typedef struct store_outcome {
+	enum store_state state;       /* DONE, NOT_DONE or UNKNOWN */
+	unsigned http_status;         /* 0: no answer */
+	const char *response_code;    /* may be NULL */
+	const char *response_message; /* may be NULL; truncated to STORE_MESSAGE_MAX */
+	const void *response;         /* the serialized response message; may be NULL */
+	size_t response_len;          /* at most STORE_RESPONSE_MAX (else TOO_BIG) */
+	int64_t next_attempt_ms;      /* UNKNOWN: when reconciliation asks first */
+	const char *detail;           /* may be NULL; truncated to STORE_DETAIL_MAX */
+} store_outcome;
+
+/* The outcome of row id's request: PENDING -> o->state. NOT_FOUND, or STATE
+ * when the row is not PENDING. */
+int store_journal_outcome(store *st, int64_t id, const store_outcome *o, store_cb cb,
+			  void *data);
+
+/* What reconciliation learnt about row id: UNKNOWN -> state, one more
+ * attempt counted. next_attempt_ms matters when state is UNKNOWN. NOT_FOUND,
+ * or STATE when the row is not UNKNOWN. */
+int store_journal_reconciled(store *st, int64_t id, enum store_state state,
+			     int64_t next_attempt_ms, const char *detail, store_cb cb, void *data);
+
+/* Send row id's request again with a new X-EXTERNAL-ID. The row must be in
+ * state from: PENDING (the daemon's one retry after DOKU refused a token: the
+ * refused request did not take effect) or NOT_DONE (a request that certainly
+ * did not happen, asked again by its caller with the same partner reference).
+ * Its attempt so far (external id, request time, digest, state, HTTP status,
+ * responseCode) is kept in the row's earlier attempts (store_export_journal's
+ * "earlier"; from PENDING with in->refused_http set, it is kept as NOT_DONE
+ * with that answer); the row takes in's external_id, request_time, body_sha256
+ * and amount, and becomes PENDING (outcome fields cleared, detail set). Only
+ * those members of in are read. NOT_FOUND; STATE when the row is not in
+ * state from; DUPLICATE when the external id is journaled already. */
+int store_journal_reissue(store *st, int64_t id, enum store_state from, const store_intent *in,
+			  const char *detail, store_cb cb, void *data);
+
+/* Which row store_journal_get finds: by (profile, method, partner_reference_no)
+ * when partner_reference_no is set (method NULL: the oldest row of any method),
+ * else by (profile, external_id). */
+typedef struct store_key {
+	const char *profile;              /* required */
+	const char *method;
+	const char *partner_reference_no;
+	const char *external_id;
+} store_key;
+
+/* res.rows[0] (with its response), or NOT_FOUND. */
+int store_journal_get(store *st, const store_key *k, store_cb cb, void *data);
+
+typedef struct store_filter {
+	const char *profile;       /* NULL: any */
+	const char *customer_ref;  /* NULL: any */
+	enum store_state state;    /* STORE_STATE_ANY: any */
+	int64_t from_ms, to_ms;    /* created_ms in [from_ms, to_ms); 0: unbounded */
+	int64_t before_id;         /* rows with id < before_id; 0: from the newest */
+	unsigned limit;            /* 0: STORE_LIST_DEFAULT; at most STORE_LIST_MAX */
+} store_filter;
+
+/* Matching rows, newest first, without their responses. */
+int store_journal_list(store *st, const store_filter *f, store_cb cb, void *data);
+
+/* Up to limit (at most STORE_LIST_MAX) UNKNOWN rows, soonest next_attempt_ms
+ * first (due or not: the caller schedules), without their responses. */
+int store_journal_due(store *st, unsigned limit, store_cb cb, void *data);
+
+/* Retention: delete up to max_rows (1 .. STORE_PRUNE_MAX) settled rows (DONE,
+ * NOT_DONE) last updated before before_ms (unix ms, > 0), oldest first, with
+ * their earlier attempts, in the request's transaction; PENDING and UNKNOWN
+ * rows are never deleted, however old. res.n_pruned is the number of journal
+ * rows deleted; fewer than max_rows: no such row is left. A large backlog is
+ * deleted by calling again from the callback, one bounded batch at a time, so
+ * that the requests queued meanwhile (intents, outcomes) are written in
+ * between. A deleted row is forgotten: store_journal_get and _list no longer
+ * find it, and an intent with its partner reference is a new row (not
+ * EXISTS). Archive first with store_export_journal. */
+int store_journal_prune(store *st, int64_t before_ms, unsigned max_rows, store_cb cb,
+			void *data);
+
+/* ---- helpers ---- */
+
+/* Lowercase hex SHA-256 of body[0..len) into hex (NUL-terminated). 0 or STORE_ERR_IO. */
+int store_body_digest(const void *body, size_t len, char hex[STORE_SHA256_HEX + 1]);
+
+/* "PENDING", "DONE", "NOT_DONE", "UNKNOWN"; "ANY" for 0. */
+const char *store_state_name(enum store_state s);
+
+/* A static text for an error code. */
+const char *store_strerror(int err);
+
+/* ---- the command line (synchronous; no loop, no key) ---- */
+
+/* Check the database at path (a state directory or a database file) read-only:
+ * integrity_check, schema version, row counts by state. Writes a report to
+ * report; 0 when the database is sound, else the first error. */
+int store_verify(const char *path, FILE *report);
+
+/* Write every journal row to out as one JSON object per line, oldest first,
+ * read in one transaction. 0 or an error (also when out fails); what went
+ * wrong is also described on stderr. */
+int store_export_journal(const char *path, FILE *out);
+
+#endif
