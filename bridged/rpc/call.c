@@ -19,19 +19,18 @@
 #include "log.h"
 #include "outcome.h"
 #include "reconcile.h"
+#include "snap_answer.h"
 #include "snap_code.h"
 #include "snap_err.h"
 #include "snap_extid.h"
 #include "snap_json.h"
-#include "snap_sign.h"
+#include "snap_request.h"
 #include "snap_time.h"
 #include "tokens.h"
 #include "upstream.h"
 
 #define CODE(x) DOKU__BRIDGE__V1__CODE__##x
 #define OUT(x) DOKU__BRIDGE__V1__OUTCOME__OUTCOME_##x
-#define HEADER_MAX (TOK_LEN_MAX + 64) /* one request header line */
-#define URL_MAX 1024
 
 enum call_state {
 	CALL_READING,
@@ -693,16 +692,6 @@ static void on_token(tok_wait *w, const tok_result *r)
 
 /* ---- the attempt ------------------------------------------------------------------------------ */
 
-static const char *hdr(call *c, const char *name, const char *value)
-{
-	snap_buf b;
-
-	snap_buf_init(&b, &c->arena, HEADER_MAX);
-	if (snap_buf_printf(&b, "%s: %s", name, value) != 0)
-		return NULL;
-	return b.data;
-}
-
 static void on_upstream(up_req *r);
 
 /* Sign and send one attempt. */
@@ -710,48 +699,39 @@ static void send_attempt(call *c, const char *token, const char *ctoken)
 {
 	const method *m = c->m;
 	const profile *p = c->prof;
-	char sig[SNAP_HMAC_B64_LEN + 1];
-	char bearer[TOK_LEN_MAX + 8];
-	uint64_t now = uv_now(c->b->loop);
-	snap_buf url;
-	unsigned n = 0;
+	snap_request_in in = { 0 };
+	snap_request rq;
+	int rc;
 
-	if (snap_sign_service(p->client_secret->data, p->client_secret->len, "POST", m->ep->path,
-			      token, c->body.data, c->body.len, c->ts, sig) != 0) {
-		fail(c, CODE(INTERNAL), "cannot sign the request");
+	in.ep = m->ep;
+	in.base_url = p->base_url;
+	in.client_id = p->client_id;
+	in.timestamp = c->ts;
+	in.body = c->body.data;
+	in.body_len = c->body.len;
+	in.client_secret = p->client_secret->data;
+	in.secret_len = p->client_secret->len;
+	in.b2b_token = token;
+	in.customer_token = ctoken;
+	in.external_id = c->external_id;
+	in.channel_id = p->channel_id;
+	rc = snap_request_build(&c->arena, &in, &rq);
+	if (rc != 0) {
+		if (rc == SNAP_ERR_TOO_BIG)
+			fail(c, CODE(RESOURCE_EXHAUSTED), "request headers too large");
+		else
+			fail(c, CODE(INTERNAL), "cannot sign the request");
 		return;
 	}
 	memset(&c->up, 0, sizeof(c->up));
-	snap_buf_init(&url, &c->arena, URL_MAX);
-	if (snap_buf_printf(&url, "%s%s", p->base_url, m->ep->path) != 0) {
-		fail(c, CODE(INTERNAL), "URL too long");
-		return;
-	}
-	snprintf(bearer, sizeof(bearer), "Bearer %s", token);
-	c->up.headers[n++] = "Content-Type: application/json";
-	c->up.headers[n++] = hdr(c, "Authorization", bearer);
-	c->up.headers[n++] = hdr(c, "X-TIMESTAMP", c->ts);
-	c->up.headers[n++] = hdr(c, "X-SIGNATURE", sig);
-	c->up.headers[n++] = hdr(c, "X-PARTNER-ID", p->client_id);
-	c->up.headers[n++] = hdr(c, "X-EXTERNAL-ID", c->external_id);
-	if (p->channel_id != NULL)
-		c->up.headers[n++] = hdr(c, "CHANNEL-ID", p->channel_id);
-	if (ctoken != NULL) {
-		snprintf(bearer, sizeof(bearer), "Bearer %s", ctoken);
-		c->up.headers[n++] = hdr(c, "Authorization-Customer", bearer);
-	}
-	explicit_bzero(bearer, sizeof(bearer));
-	c->up.nheaders = n;
-	for (unsigned i = 0; i < n; i++)
-		if (c->up.headers[i] == NULL) {
-			fail(c, CODE(RESOURCE_EXHAUSTED), "request headers too large");
-			return;
-		}
-	c->up.url = url.data;
+	c->up.url = rq.url;
+	for (unsigned i = 0; i < rq.nheaders; i++)
+		c->up.headers[i] = rq.headers[i];
+	c->up.nheaders = rq.nheaders;
 	c->up.ca_file = p->ca_file;
 	c->up.body = c->body.data;
 	c->up.body_len = c->body.len;
-	c->up.timeout_ms = (uint32_t)(c->deadline_ms - now);
+	c->up.timeout_ms = (uint32_t)(c->deadline_ms - uv_now(c->b->loop));
 	c->up.fresh_connection = m->money;
 	c->up.arena = &c->arena;
 	c->up.done = on_upstream;
@@ -830,6 +810,7 @@ static void on_upstream(up_req *r)
 	const method *m = c->m;
 	struct outcome_in in = { r->status, r->sent, 0, NULL };
 	struct outcome_out out;
+	snap_answer a = { 0 };
 	snap_code rc;
 	bool have_rc = false;
 
@@ -837,21 +818,13 @@ static void on_upstream(up_req *r)
 	c->http = r->status == UP_OK ? (unsigned)r->http : 0;
 	in.http = c->http;
 	if (r->status == UP_OK && r->response.len > 0) {
-		const ProtobufCFieldDescriptor *cf, *mf;
-		ProtobufCMessage *resp = NULL;
-		const char *code;
-
-		if (snap_json_decode(m->output, r->response.data, r->response.len, 0, &c->arena, &resp,
-				     NULL, 0) == 0) {
-			cf = protobuf_c_message_descriptor_get_field_by_name(m->output, "response_code");
-			mf = protobuf_c_message_descriptor_get_field_by_name(m->output, "response_message");
-			c->resp = resp;
-			code = methods_string_field(resp, cf);
-			if (code != NULL && snap_code_parse(code, strlen(code), &rc) == 0) {
-				have_rc = true;
-				snprintf(c->response_code, sizeof(c->response_code), "%s", rc.text);
-			}
-			c->response_message = methods_string_field(resp, mf);
+		snap_answer_read(m->output, c->http, r->response.data, r->response.len, &c->arena, &a);
+		c->resp = a.msg;
+		c->response_message = a.response_message;
+		if (a.have_code) {
+			have_rc = true;
+			rc = a.code;
+			snprintf(c->response_code, sizeof(c->response_code), "%s", rc.text);
 		}
 	}
 	if (have_rc)

@@ -13,12 +13,12 @@
 #include "snap_code.h"
 #include "snap_endpoint.h"
 #include "snap_err.h"
+#include "snap_answer.h"
 #include "snap_json.h"
-#include "snap_sign.h"
+#include "snap_request.h"
 #include "snap_time.h"
 
 #define SESSION_BUCKETS_MIN 64u
-#define HEADER_MAX 2048 /* one request header line */
 
 struct session {
 	struct session *next;       /* hash chain */
@@ -254,17 +254,6 @@ static void session_unpersist(tok_profile *tp, const char *ref)
 			store_strerror(rc));
 }
 
-/* "name: value" from the arena. */
-static char *header(snap_arena *a, const char *name, const char *v)
-{
-	snap_buf b;
-
-	snap_buf_init(&b, a, HEADER_MAX);
-	if (snap_buf_printf(&b, "%s: %s", name, v) != 0)
-		return NULL;
-	return b.data;
-}
-
 /* ---- token requests ------------------------------------------------------------ */
 
 static void fetch_done(up_req *r);
@@ -284,9 +273,11 @@ static int fetch_start(tok_profile *tp, config *cfg, const profile *p, enum fetc
 	tokens *t = tp->t;
 	const snap_endpoint *ep = kind == FETCH_B2B ? t->ep_b2b : t->ep_b2b2c;
 	Doku__Wallet__V1__AccessTokenRequest req = DOKU__WALLET__V1__ACCESS_TOKEN_REQUEST__INIT;
-	char ts[SNAP_TIMESTAMP_LEN + 1], sig[SNAP_RSA_SIG_B64_MAX];
+	char ts[SNAP_TIMESTAMP_LEN + 1];
+	snap_request_in in = { 0 };
+	snap_request rq;
 	struct tok_fetch *f;
-	snap_buf body, url;
+	snap_buf body;
 	int rc;
 
 	*out = NULL;
@@ -305,31 +296,30 @@ static int fetch_start(tok_profile *tp, config *cfg, const profile *p, enum fetc
 	snap_arena_init(&f->arena, TOK_ARENA_MAX);
 	f->cfg = config_ref(cfg);
 
-	if (snap_time_format(time(NULL), ts) != 0 ||
-	    snap_sign_token(p->key, p->client_id, ts, sig, sizeof(sig)) != 0)
-		goto fail;
 	switch (kind) {
 	case FETCH_B2B: req.grant_type = "client_credentials"; break;
 	case FETCH_OPEN: req.grant_type = "authorization_code"; req.auth_code = (char *)grant_value; break;
 	case FETCH_REFRESH: req.grant_type = "refresh_token"; req.refresh_token = (char *)grant_value; break;
 	}
 	snap_buf_init(&body, &f->arena, TOK_ARENA_MAX / 4);
-	snap_buf_init(&url, &f->arena, HEADER_MAX);
-	if (snap_json_encode(&req.base, 0, &body) != 0 ||
-	    snap_buf_printf(&url, "%s%s", p->base_url, ep->path) != 0)
+	if (snap_time_format(time(NULL), ts) != 0 || snap_json_encode(&req.base, 0, &body) != 0)
 		goto fail;
-	f->up.url = url.data;
+	in.ep = ep;
+	in.base_url = p->base_url;
+	in.client_id = p->client_id;
+	in.timestamp = ts;
+	in.body = body.data;
+	in.body_len = body.len;
+	in.key = p->key;
+	if (snap_request_build(&f->arena, &in, &rq) != 0)
+		goto fail;
+	f->up.url = rq.url;
 	f->up.ca_file = p->ca_file;
 	f->up.body = body.data;
 	f->up.body_len = body.len;
-	f->up.headers[0] = "Content-Type: application/json";
-	f->up.headers[1] = header(&f->arena, "X-CLIENT-KEY", p->client_id);
-	f->up.headers[2] = header(&f->arena, "X-TIMESTAMP", ts);
-	f->up.headers[3] = header(&f->arena, "X-SIGNATURE", sig);
-	f->up.nheaders = 4;
-	for (unsigned i = 0; i < f->up.nheaders; i++)
-		if (f->up.headers[i] == NULL)
-			goto fail;
+	for (unsigned i = 0; i < rq.nheaders; i++)
+		f->up.headers[i] = rq.headers[i];
+	f->up.nheaders = rq.nheaders;
 	f->up.timeout_ms = TOK_FETCH_TIMEOUT_MS;
 	f->up.arena = &f->arena;
 	f->up.done = fetch_done;
@@ -461,12 +451,11 @@ static void fetch_done(up_req *r)
 {
 	struct tok_fetch *f = r->data;
 	tok_profile *tp = f->tp;
-	Doku__Wallet__V1__AccessTokenResponse *resp = NULL;
+	const Doku__Wallet__V1__AccessTokenResponse *resp;
 	const snap_endpoint *ep = f->kind == FETCH_B2B ? f->t->ep_b2b : f->t->ep_b2b2c;
 	tok_result res;
 	struct list_node waiters;
-	snap_code code;
-	bool have_code = false;
+	snap_answer a;
 
 	memset(&res, 0, sizeof(res));
 	res.http = r->status == UP_OK ? (unsigned)r->http : 0;
@@ -476,15 +465,12 @@ static void fetch_done(up_req *r)
 			 r->error);
 		goto wake;
 	}
-	if (r->response.len > 0 &&
-	    snap_json_decode(ep->response, r->response.data, r->response.len, 0, &f->arena,
-			     (ProtobufCMessage **)&resp, NULL, 0) == 0 &&
-	    resp->response_code != NULL &&
-	    snap_code_parse(resp->response_code, strlen(resp->response_code), &code) == 0)
-		have_code = true;
-	if (have_code) {
-		copy_str(res.response_code, sizeof(res.response_code), code.text);
-		copy_str(res.response_message, sizeof(res.response_message), resp->response_message);
+	snap_answer_read(ep->response, (unsigned)r->http, r->response.data, r->response.len,
+			 &f->arena, &a);
+	resp = (const Doku__Wallet__V1__AccessTokenResponse *)a.msg;
+	if (a.have_code) {
+		copy_str(res.response_code, sizeof(res.response_code), a.code.text);
+		copy_str(res.response_message, sizeof(res.response_message), a.response_message);
 	}
 	if (tp == NULL || f->gen != tp->reset_gen) {
 		res.status = TOK_ERR_UNAVAILABLE;
@@ -492,13 +478,13 @@ static void fetch_done(up_req *r)
 			 "the profile changed while its token was fetched");
 		goto wake;
 	}
-	if (r->http >= 200 && r->http < 300 && have_code && snap_code_is_success(&code)) {
+	if (r->http >= 200 && r->http < 300 && a.have_code && snap_code_is_success(&a.code)) {
 		res.status = fetch_store(f, resp, &res);
 		if (res.status != 0 && res.response_message[0] == '\0')
 			copy_str(res.response_message, sizeof(res.response_message),
 				 "unusable token answer");
 	} else {
-		int http = have_code ? code.http : (int)r->http;
+		int http = a.have_code ? a.code.http : (int)r->http;
 
 		res.status = http >= 400 && http < 500 ? TOK_ERR_REFUSED : TOK_ERR_UNAVAILABLE;
 		if (res.response_message[0] == '\0')

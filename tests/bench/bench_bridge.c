@@ -15,11 +15,24 @@
  *  4. Memory: the daemon's RSS idle, with 1,000 and with N open connections.
  *
  *   bench_bridge [--seconds S] [--calls N] [--e2e-calls N] [--e2e-seconds S]
- *                [--conns N] [--markdown FILE] [--only ipc|e2e] [--smoke]
+ *                [--conns N] [--markdown FILE] [--only ipc|e2e] [--smoke] [--quick]
+ *                [--daemon-b PATH [--rounds N]]
  *
  * Every run stops at its count or its time, whichever comes first. Prints
  * the tables (Markdown) on stdout, and into FILE with --markdown.
- * tests/bench/run.sh builds a release and writes docs/benchmarks.md. */
+ * tests/bench/run.sh builds a release and writes docs/benchmarks.md.
+ *
+ * --daemon-b PATH: A/B comparison of two daemons, A (the one built with this
+ * program) and B (PATH), started side by side on the same simulator and
+ * credentials. Every daemon row (Health, GetBalance via the daemon) is run
+ * for A then for B, back to back, in each of N rounds (3 by default), the
+ * floors once per round beside them; prints the medians across rounds of
+ * every row and the ratios B/A (median, min-max of the rounds). The two
+ * daemons share one B2B token (the simulator keeps only the newest), so each
+ * takes a new one at the start of its rows: that happens in the unmeasured
+ * warm-up. The memory figures are RSS idle and after the rounds, the token
+ * count and the goals are left out. --quick: shorter rows (1 s, smaller
+ * warm-ups; options after it still apply). */
 #include "harness.h"
 
 #include <errno.h>
@@ -46,6 +59,8 @@
 #define WARM_FRACTION 10        /* the first calls/10 (at most WARM_MAX) are not measured */
 #define WARM_MAX 20000u
 #define ROWS_MAX 32
+#define ROUNDS_MAX 15           /* cap of --rounds */
+#define AB_ROUNDS 3             /* rounds of an A/B comparison by default */
 #define TEXT_MAX 160
 
 static double opt_seconds = 3.0;
@@ -55,28 +70,61 @@ static double opt_e2e_seconds = 60.0;
 static unsigned opt_conns = 10000;
 static const char *opt_markdown;
 static const char *opt_only;  /* "ipc" or "e2e": one part alone (for profiling) */
+static uint64_t opt_warm_max = WARM_MAX;
+static const char *opt_daemon_b; /* the second daemon of an A/B comparison */
+static unsigned opt_rounds;      /* rounds of an A/B comparison (0: AB_ROUNDS) */
 
 /* ---- the table ------------------------------------------------------------------------ */
 
+/* A row of the table, with its result in every round. Each round adds the
+ * same rows in the same order. */
 struct row {
 	char what[TEXT_MAX];
-	bu_result r;
-	const bu_result *floor; /* the matching floor, or NULL */
+	int floor;              /* the matching floor row, or -1 */
+	int a;                  /* of a daemon B row: daemon A's row, or -1 */
+	unsigned n;             /* rounds measured */
+	bu_result r[ROUNDS_MAX];
 };
 
 static struct row rows[ROWS_MAX];
-static unsigned nrows;
+static unsigned nrows, row_next; /* row_next: this round's next row */
+static unsigned round_no, rounds = 1;
 
-static struct row *row_add(const char *what, const bu_result *r, const bu_result *floor)
+static void round_begin(unsigned k)
 {
-	struct row *w = &rows[nrows < ROWS_MAX - 1 ? nrows++ : nrows];
+	round_no = k;
+	row_next = 0;
+}
 
-	snprintf(w->what, sizeof(w->what), "%s", what);
-	w->r = *r;
-	w->floor = floor;
-	fprintf(stderr, "bench: %-52s %9.0f calls/s p50 %8.1f us p99 %8.1f us CPU %6.2f us/call\n",
-		what, r->rate, r->p50_us, r->p99_us, r->cpu_us_per_call);
-	return w;
+/* Add r as this round's result of the row what: its index. */
+static int row_add(const char *what, const bu_result *r, int floor, int a)
+{
+	unsigned i = row_next++;
+	struct row *w = &rows[i];
+	char tag[32] = "";
+
+	assert_true(i < ROWS_MAX);
+	if (i == nrows) {
+		snprintf(w->what, sizeof(w->what), "%s", what);
+		w->floor = floor;
+		w->a = a;
+		nrows++;
+	}
+	assert_string_equal(w->what, what);
+	assert_true(w->n < ROUNDS_MAX);
+	w->r[w->n++] = *r;
+	if (rounds > 1)
+		snprintf(tag, sizeof(tag), "round %u/%u: ", round_no + 1, rounds);
+	fprintf(stderr, "bench: %s%-52s %9.0f calls/s p50 %8.1f us p99 %8.1f us CPU %6.2f us/call\n",
+		tag, what, r->rate, r->p50_us, r->p99_us, r->cpu_us_per_call);
+	return (int)i;
+}
+
+/* The result of row i in the only round. */
+static const bu_result *res(int i)
+{
+	assert_true(i >= 0 && (unsigned)i < nrows);
+	return &rows[i].r[0];
 }
 
 struct goal {
@@ -107,18 +155,19 @@ static void print_tables(FILE *f, long rss_idle, long rss_some, long rss_many, u
 		   "vs floor: calls/s | vs floor: p50 |\n");
 	fprintf(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
 	for (unsigned i = 0; i < nrows; i++) {
-		const struct row *w = &rows[i];
+		const bu_result *r = &rows[i].r[0];
+		const bu_result *fl = rows[i].floor >= 0 ? res(rows[i].floor) : NULL;
 		char cpu[32] = "-", rr[32] = "-", pr[32] = "-";
 
-		if (w->r.cpu_us_per_call >= 0)
-			snprintf(cpu, sizeof(cpu), "%.2f", w->r.cpu_us_per_call);
-		if (w->floor != NULL && w->floor->rate > 0 && w->floor->p50_us > 0) {
-			snprintf(rr, sizeof(rr), "%.2fx", w->r.rate / w->floor->rate);
-			snprintf(pr, sizeof(pr), "%.2fx", w->r.p50_us / w->floor->p50_us);
+		if (r->cpu_us_per_call >= 0)
+			snprintf(cpu, sizeof(cpu), "%.2f", r->cpu_us_per_call);
+		if (fl != NULL && fl->rate > 0 && fl->p50_us > 0) {
+			snprintf(rr, sizeof(rr), "%.2fx", r->rate / fl->rate);
+			snprintf(pr, sizeof(pr), "%.2fx", r->p50_us / fl->p50_us);
 		}
-		fprintf(f, "| %s | %llu | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |\n", w->what,
-			(unsigned long long)w->r.calls, w->r.rate, w->r.p50_us, w->r.p99_us,
-			w->r.p999_us, cpu, rr, pr);
+		fprintf(f, "| %s | %llu | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |\n", rows[i].what,
+			(unsigned long long)r->calls, r->rate, r->p50_us, r->p99_us, r->p999_us, cpu,
+			rr, pr);
 	}
 	fprintf(f, "\nDaemon RSS: idle %ld KiB; %u connections %ld KiB; %u connections %ld KiB.\n\n",
 		rss_idle, many < SOME_CONNS ? many : SOME_CONNS, rss_some, many, rss_many);
@@ -126,6 +175,126 @@ static void print_tables(FILE *f, long rss_idle, long rss_some, long rss_many, u
 	for (unsigned i = 0; i < ngoals; i++)
 		fprintf(f, "| %s | %s | %s | %s |\n", goals[i].what, goals[i].target,
 			goals[i].measured, goals[i].met ? "yes" : "**no**");
+}
+
+/* ---- the tables of an A/B comparison --------------------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median, min and max of v[0..n) (sorted in place); n > 0. */
+static double stats(double *v, unsigned n, double *lo, double *hi)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	if (lo != NULL)
+		*lo = v[0];
+	if (hi != NULL)
+		*hi = v[n - 1];
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+enum fig { FIG_CALLS, FIG_RATE, FIG_P50, FIG_P99, FIG_P999, FIG_CPU };
+
+static double fig(const bu_result *r, enum fig f)
+{
+	switch (f) {
+	case FIG_CALLS: return (double)r->calls;
+	case FIG_RATE: return r->rate;
+	case FIG_P50: return r->p50_us;
+	case FIG_P99: return r->p99_us;
+	case FIG_P999: return r->p999_us;
+	case FIG_CPU: return r->cpu_us_per_call;
+	}
+	return 0;
+}
+
+/* Median across the rounds of figure f of row i, or of its ratio to row
+ * `over`'s in the same round when over >= 0 (with min and max); -1 when a
+ * figure is unknown. */
+static double across(int i, int over, enum fig f, double *lo, double *hi)
+{
+	double v[ROUNDS_MAX];
+	const struct row *w = &rows[i];
+
+	if (w->n == 0 || (over >= 0 && rows[over].n != w->n))
+		return -1;
+	for (unsigned k = 0; k < w->n; k++) {
+		double x = fig(&w->r[k], f), y = over >= 0 ? fig(&rows[over].r[k], f) : 1;
+
+		if (x < 0 || y <= 0)
+			return -1;
+		v[k] = x / y;
+	}
+	return stats(v, w->n, lo, hi);
+}
+
+static void ratio_cell(char *out, size_t len, int i, int over, enum fig f)
+{
+	double lo, hi, m = across(i, over, f, &lo, &hi);
+
+	if (m < 0)
+		snprintf(out, len, "-");
+	else if (rows[i].n > 1)
+		snprintf(out, len, "%.3f (%.3f-%.3f)", m, lo, hi);
+	else
+		snprintf(out, len, "%.3f", m);
+}
+
+static void print_ab_tables(FILE *f, const long rss[2][2], double elapsed)
+{
+	fprintf(f, "A/B comparison: A = `%s`, B = `%s`; %u rounds in %.0f s. Every figure is the "
+		   "median across the rounds; \"vs floor\": the median of the rounds' ratios to "
+		   "the floor measured in the same round.\n\n",
+		DOKU_BRIDGED_BIN, opt_daemon_b, rounds, elapsed);
+	fprintf(f, "| run | calls | calls/s | p50 us | p99 us | p99.9 us | CPU us/call | "
+		   "vs floor: calls/s | vs floor: p50 |\n");
+	fprintf(f, "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+	for (unsigned i = 0; i < nrows; i++) {
+		const struct row *w = &rows[i];
+		double cpu = across((int)i, -1, FIG_CPU, NULL, NULL);
+		char cs[32] = "-", rr[32] = "-", pr[32] = "-";
+
+		if (cpu >= 0)
+			snprintf(cs, sizeof(cs), "%.2f", cpu);
+		if (w->floor >= 0) {
+			double a = across((int)i, w->floor, FIG_RATE, NULL, NULL);
+			double b = across((int)i, w->floor, FIG_P50, NULL, NULL);
+
+			if (a >= 0 && b >= 0) {
+				snprintf(rr, sizeof(rr), "%.2fx", a);
+				snprintf(pr, sizeof(pr), "%.2fx", b);
+			}
+		}
+		fprintf(f, "| %s | %.0f | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |\n", w->what,
+			across((int)i, -1, FIG_CALLS, NULL, NULL), across((int)i, -1, FIG_RATE, NULL, NULL),
+			across((int)i, -1, FIG_P50, NULL, NULL), across((int)i, -1, FIG_P99, NULL, NULL),
+			across((int)i, -1, FIG_P999, NULL, NULL), cs, rr, pr);
+	}
+	fprintf(f, "\nDaemon RSS: idle A %ld KiB, B %ld KiB; after the rounds (%u connections each) "
+		   "A %ld KiB, B %ld KiB.\n\n",
+		rss[0][0], rss[1][0], MANY_CONNS, rss[0][1], rss[1][1]);
+	fprintf(f, "B vs A: the median of the rounds' ratios B/A (min-max). calls/s above 1: B is "
+		   "faster; p50 and CPU below 1: B is faster, cheaper.\n\n");
+	fprintf(f, "| run | calls/s B/A | p50 B/A | CPU us/call B/A |\n|---|---:|---:|---:|\n");
+	for (unsigned i = 0; i < nrows; i++) {
+		const struct row *w = &rows[i];
+		char name[TEXT_MAX], rate[64], p50[64], cpu[64];
+		size_t len = strlen(w->what);
+
+		if (w->a < 0)
+			continue;
+		if (len >= sizeof(" [B]") - 1 && strcmp(w->what + len - 4, " [B]") == 0)
+			len -= 4;
+		snprintf(name, sizeof(name), "%.*s", (int)len, w->what);
+		ratio_cell(rate, sizeof(rate), (int)i, w->a, FIG_RATE);
+		ratio_cell(p50, sizeof(p50), (int)i, w->a, FIG_P50);
+		ratio_cell(cpu, sizeof(cpu), (int)i, w->a, FIG_CPU);
+		fprintf(f, "| %s | %s | %s | %s |\n", name, rate, p50, cpu);
+	}
 }
 
 /* ---- the measured window of a run ------------------------------------------------------ */
@@ -145,7 +314,7 @@ struct window {
 static void window_init(struct window *w, uint64_t calls, double seconds, pid_t server)
 {
 	memset(w, 0, sizeof(*w));
-	w->warm = calls / WARM_FRACTION < WARM_MAX ? calls / WARM_FRACTION : WARM_MAX;
+	w->warm = calls / WARM_FRACTION < opt_warm_max ? calls / WARM_FRACTION : opt_warm_max;
 	w->calls = calls + w->warm;
 	w->seconds = seconds;
 	w->server = server;
@@ -251,8 +420,8 @@ static void ping_send(struct window *w, struct pconn *p, unsigned k)
 	}
 }
 
-static void floor_run(const char *what, unsigned nconns, unsigned window, bool pin,
-		      const bu_result **out)
+/* The bare ping-pong of one shape: its row. */
+static int floor_run(const char *what, unsigned nconns, unsigned window, bool pin)
 {
 	static struct pconn ps[MANY_CONNS];
 	int theirs[MANY_CONNS], ep;
@@ -323,7 +492,7 @@ static void floor_run(const char *what, unsigned nconns, unsigned window, bool p
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	if (pin)
 		assert_int_equal(bu_pin(0, -1), 0);
-	*out = &row_add(what, &r, NULL)->r;
+	return row_add(what, &r, -1, -1);
 }
 
 /* ---- calls over libdokubridge ----------------------------------------------------------- */
@@ -390,10 +559,11 @@ static void rearm(struct driver *d, unsigned i, int op)
 	d->interest[i] = want;
 }
 
-static void calls_run(const char *what, dokubridge_client **cs, unsigned n, unsigned window,
-		      uint64_t calls, double seconds, pid_t daemon, const char *method,
-		      const char *customer, const ProtobufCMessage *req, const bu_result *floor,
-		      bu_result *out)
+/* window calls at a time on each of cs[0..n): the row what (floor: the
+ * matching floor row, a: daemon A's row of a daemon B row, or -1). */
+static int calls_run(const char *what, dokubridge_client **cs, unsigned n, unsigned window,
+		     uint64_t calls, double seconds, pid_t daemon, const char *method,
+		     const char *customer, const ProtobufCMessage *req, int floor, int a)
 {
 	struct driver d = { .cs = cs, .n = n, .method = method, .customer = customer, .req = req };
 	struct epoll_event evs[EPOLL_BATCH];
@@ -436,9 +606,7 @@ static void calls_run(const char *what, dokubridge_client **cs, unsigned n, unsi
 	close(d.ep);
 	free(d.interest);
 	assert_int_equal(r.failed, 0);
-	row_add(what, &r, floor);
-	if (out != NULL)
-		*out = r;
+	return row_add(what, &r, floor, a);
 }
 
 /* ---- the whole run ---------------------------------------------------------------------- */
@@ -455,23 +623,315 @@ static const struct shape shapes[] = {
 };
 #define NSHAPES (sizeof(shapes) / sizeof(shapes[0]))
 
-static void bench(void **state)
+/* A daemon under test: alone, or A or B of a comparison. */
+struct daemon {
+	h_env *env;
+	const char *tag;              /* appended to the names of its rows */
+	dokubridge_client **cs;       /* its clients, MANY_CONNS at least */
+	h_customer cust;
+	long rss[2];                  /* idle; after the rounds (A/B) */
+};
+
+/* The row what for every daemon, A then B: the first daemon's row. */
+static int daemons_run(struct daemon *ds, unsigned nd, const char *what, unsigned conns,
+		       unsigned window, uint64_t calls, double seconds, const char *method,
+		       const char *customer, const ProtobufCMessage *req, int floor)
+{
+	char name[TEXT_MAX];
+	int first = -1;
+
+	for (unsigned d = 0; d < nd; d++) {
+		int i;
+
+		snprintf(name, sizeof(name), "%s%s", what, ds[d].tag);
+		i = calls_run(name, ds[d].cs, conns, window, calls, seconds, ds[d].env->daemon_pid,
+			      method, customer, req, floor, first);
+		if (d == 0)
+			first = i;
+	}
+	return first;
+}
+
+/* Every daemon and this process on cpu (all CPUs when negative). */
+static void pin_all(const struct daemon *ds, unsigned nd, int cpu)
+{
+	for (unsigned d = 0; d < nd; d++)
+		assert_int_equal(bu_pin(ds[d].env->daemon_pid, cpu), 0);
+	assert_int_equal(bu_pin(0, cpu), 0);
+}
+
+struct ipc_rows {
+	int floor[2][NSHAPES], health[2][NSHAPES]; /* [pinned][shape] */
+};
+
+/* 5 and 1: the floor and Health, unpinned then pinned. */
+static void ipc_rows(struct daemon *ds, unsigned nd, const ProtobufCMessage *hr,
+		     struct ipc_rows *out)
+{
+	char what[TEXT_MAX];
+
+	for (int pin = 0; pin < 2; pin++) {
+		for (unsigned k = 0; k < NSHAPES; k++) {
+			snprintf(what, sizeof(what), "bare ping-pong, %s%s", shapes[k].name,
+				 pin ? ", pinned" : "");
+			out->floor[pin][k] = floor_run(what, shapes[k].conns, shapes[k].window, pin != 0);
+		}
+		if (pin)
+			pin_all(ds, nd, 0);
+		for (unsigned k = 0; k < NSHAPES; k++) {
+			snprintf(what, sizeof(what), "Health, %s%s", shapes[k].name, pin ? ", pinned" : "");
+			out->health[pin][k] = daemons_run(ds, nd, what, shapes[k].conns, shapes[k].window,
+							  opt_calls, opt_seconds, "Health", NULL, hr,
+							  out->floor[pin][k]);
+		}
+		if (pin)
+			pin_all(ds, nd, -1);
+	}
+}
+
+struct e2e_rows {
+	int direct1, direct64, via1, via64;
+};
+
+/* The direct client of the end-to-end floor, with its own tokens. */
+static void direct_open(const h_env *env, simtest_client *sc)
+{
+	simtest_proc sp;
+	simtest_customer scu;
+
+	memset(&sp, 0, sizeof(sp));
+	snprintf(sp.https, sizeof(sp.https), "%s", env->sim_https);
+	snprintf(sp.control, sizeof(sp.control), "%s", env->sim_control);
+	assert_true(strlen(env->dir) + sizeof("/creds") <= sizeof(sp.creds));
+	memcpy(sp.creds, env->dir, strlen(env->dir));
+	memcpy(sp.creds + strlen(env->dir), "/creds", sizeof("/creds"));
+	assert_int_equal(simtest_client_init(sc, &sp), 0);
+	assert_int_equal(simtest_open_customer(sc, &sp, &scu), 0);
+}
+
+/* 2. end to end, the floor: GetBalance from this process with libcurl. */
+static void direct_rows(simtest_client *sc, struct e2e_rows *out)
+{
+	bu_result r;
+
+	assert_int_equal(bu_direct_run(sc, 1, opt_e2e_calls / 10, opt_e2e_seconds / 4, &r), 0);
+	assert_int_equal(r.failed, 0);
+	out->direct1 = row_add("GetBalance direct (libcurl in-process), 1 caller", &r, -1, -1);
+	assert_int_equal(bu_direct_run(sc, MANY_CONNS, opt_e2e_calls, opt_e2e_seconds, &r), 0);
+	assert_int_equal(r.failed, 0);
+	out->direct64 = row_add("GetBalance direct (libcurl in-process), 64 callers", &r, -1, -1);
+}
+
+/* 2. end to end through the daemons (their customer sessions are "bench"). */
+static void via_rows(struct daemon *ds, unsigned nd, const ProtobufCMessage *gb,
+		     struct e2e_rows *out)
+{
+	out->via1 = daemons_run(ds, nd, "GetBalance via the daemon, 1 caller", 1, 1,
+				opt_e2e_calls / 10, opt_e2e_seconds / 4, "GetBalance", "bench", gb,
+				out->direct1);
+	out->via64 = daemons_run(ds, nd, "GetBalance via the daemon, 64 callers", MANY_CONNS, 1,
+				 opt_e2e_calls, opt_e2e_seconds, "GetBalance", "bench", gb,
+				 out->direct64);
+}
+
+/* The goals of issue 8, from the rows of the only round. */
+static void goals_add(const struct ipc_rows *ipc, const struct e2e_rows *e2e, long rss_idle,
+		      long rss_some, long b2b, long b2b2c)
+{
+	const bu_result *h64 = res(ipc->health[0][2]), *p64 = res(ipc->health[0][1]);
+	const bu_result *best = h64->rate > p64->rate ? h64 : p64;
+	const bu_result *seq = res(ipc->health[0][0]), *seq_floor = res(ipc->floor[0][0]);
+	const bu_result *pinned = res(ipc->health[1][0]);
+	const bu_result *via1 = res(e2e->via1), *via64 = res(e2e->via64);
+	const bu_result *direct1 = res(e2e->direct1), *direct64 = res(e2e->direct64);
+	double o1 = via1->p50_us / direct1->p50_us - 1, o64 = via64->p50_us / direct64->p50_us - 1;
+	double rf = seq->p50_us / seq_floor->p50_us;
+
+	goal_add("Health calls/s, 64 in flight (best shape)", ">= 200,000", best->rate >= 200000,
+		 "%.0f (%s)", best->rate, best == h64 ? "64 connections" : "1 connection");
+	goal_add("CPU per Health call (client + daemon), 64 in flight", "<= 10 us",
+		 best->cpu_us_per_call <= 10, "%.2f us", best->cpu_us_per_call);
+	goal_add("Health p50, pinned, sequential", "<= 10 us", pinned->p50_us <= 10, "%.1f us",
+		 pinned->p50_us);
+	goal_add("Health p50, unpinned, sequential, vs bare socket", "<= 1.3x", rf <= 1.3,
+		 "%.2fx (%.1f vs %.1f us)", rf, seq->p50_us, seq_floor->p50_us);
+	goal_add("GetBalance p50 over direct, 1 caller", "<= +10%", o1 <= 0.10,
+		 "%+.1f%% (%.0f vs %.0f us)", o1 * 100, via1->p50_us, direct1->p50_us);
+	goal_add("GetBalance p50 over direct, 64 callers", "<= +10%", o64 <= 0.10,
+		 "%+.1f%% (%.0f vs %.0f us)", o64 * 100, via64->p50_us, direct64->p50_us);
+	goal_add("B2B token requests for all the daemon's calls", "1", b2b == 1,
+		 "%ld for %llu GetBalance calls from 64 callers (+ %ld customer token)", b2b,
+		 (unsigned long long)(via1->calls + via64->calls), b2b2c);
+	goal_add("RSS idle", "<= 10 MiB", rss_idle <= 10 * 1024, "%.1f MiB",
+		 (double)rss_idle / 1024);
+	goal_add("RSS with 1,000 connections", "<= 40 MiB", rss_some <= 40 * 1024, "%.1f MiB",
+		 (double)rss_some / 1024);
+}
+
+static void write_markdown(void (*print)(FILE *f, const void *arg), const void *arg)
+{
+	FILE *md;
+
+	print(stdout, arg);
+	if (opt_markdown == NULL)
+		return;
+	md = fopen(opt_markdown, "w");
+	assert_non_null(md);
+	print(md, arg);
+	assert_int_equal(fclose(md), 0);
+}
+
+struct single_tables {
+	long rss_idle, rss_some, rss_many;
+};
+
+static void print_single(FILE *f, const void *arg)
+{
+	const struct single_tables *t = arg;
+
+	print_tables(f, t->rss_idle, t->rss_some, t->rss_many, opt_conns);
+}
+
+struct ab_tables {
+	long rss[2][2];
+	double elapsed;
+};
+
+static void print_ab(FILE *f, const void *arg)
+{
+	const struct ab_tables *t = arg;
+
+	print_ab_tables(f, t->rss, t->elapsed);
+}
+
+/* The whole table of one daemon, each figure once (as in docs/benchmarks.md). */
+static void bench_one(h_env *env, const char *extra)
 {
 	Doku__Wallet__V1__HealthRequest hr = DOKU__WALLET__V1__HEALTH_REQUEST__INIT;
 	Doku__Wallet__V1__GetBalanceRequest gb = DOKU__WALLET__V1__GET_BALANCE_REQUEST__INIT;
-	const bu_result *floors[2][NSHAPES];
-	bu_result health[2][NSHAPES], direct1, direct64, via1, via64;
-	dokubridge_client **cs;
 	static simtest_client sc;
-	simtest_proc sp;
-	simtest_customer scu;
-	h_customer cust;
+	struct daemon d = { .env = env, .tag = "" };
+	struct ipc_rows ipc;
+	struct e2e_rows e2e;
+	struct single_tables t = { .rss_some = -1 };
 	dokubridge_result res;
+	long b2b0, b2b1, b2b2c0, b2b2c1;
+
+	h_daemon_start(env, extra, NULL);
+	d.cs = calloc(opt_conns, sizeof(*d.cs));
+	assert_non_null(d.cs);
+	round_begin(0);
+
+	/* 4. memory */
+	t.rss_idle = bu_rss_kib(env->daemon_pid);
+	for (unsigned i = 0; i < opt_conns; i++) {
+		d.cs[i] = h_client(env);
+		assert_int_equal(dokubridge_health(d.cs[i], NULL, &hr, NULL, &res), 0);
+		if (i + 1 == SOME_CONNS || (i + 1 == opt_conns && opt_conns < SOME_CONNS))
+			t.rss_some = bu_rss_kib(env->daemon_pid);
+	}
+	t.rss_many = bu_rss_kib(env->daemon_pid);
+	for (unsigned i = MANY_CONNS; i < opt_conns; i++)
+		dokubridge_free(d.cs[i]);
+
+	if (opt_only == NULL || strcmp(opt_only, "ipc") == 0)
+		ipc_rows(&d, 1, &hr.base, &ipc);
+
+	if (opt_only != NULL && strcmp(opt_only, "e2e") != 0)
+		goto out;
+	/* 2. end to end: first the direct floor with its own B2B token (taking
+	 * one later would knock out the daemon's), then through the daemon */
+	direct_open(env, &sc);
+	direct_rows(&sc, &e2e);
+	simtest_client_free(&sc);
+
+	b2b0 = h_counter(env, "byEndpoint", P_TOKEN_B2B);
+	b2b2c0 = h_counter(env, "byEndpoint", P_TOKEN_B2B2C);
+	h_customer_new(env, d.cs[0], "bench", &d.cust);
+	gb.partner_reference_no = "bench-balance";
+	via_rows(&d, 1, &gb.base, &e2e);
+	b2b1 = h_counter(env, "byEndpoint", P_TOKEN_B2B);
+	b2b2c1 = h_counter(env, "byEndpoint", P_TOKEN_B2B2C);
+
+	if (opt_only != NULL)
+		goto out;
+	goals_add(&ipc, &e2e, t.rss_idle, t.rss_some, b2b1 - b2b0, b2b2c1 - b2b2c0);
+	write_markdown(print_single, &t);
+out:
+	for (unsigned i = 0; i < MANY_CONNS && i < opt_conns; i++)
+		dokubridge_free(d.cs[i]);
+	free(d.cs);
+}
+
+/* A/B: the daemon rows for A (env's daemon) and B (opt_daemon_b), back to
+ * back, round after round, beside floors measured in the same rounds. */
+static void bench_ab(h_env *env, const char *extra)
+{
+	Doku__Wallet__V1__HealthRequest hr = DOKU__WALLET__V1__HEALTH_REQUEST__INIT;
+	Doku__Wallet__V1__GetBalanceRequest gb = DOKU__WALLET__V1__GET_BALANCE_REQUEST__INIT;
+	static simtest_client sc;
+	h_env envb;
+	struct daemon ds[2] = { { .env = env, .tag = " [A]" }, { .env = &envb, .tag = " [B]" } };
+	bool ipc = opt_only == NULL || strcmp(opt_only, "ipc") == 0;
+	bool e2e = opt_only == NULL || strcmp(opt_only, "e2e") == 0;
+	struct ipc_rows ir;
+	struct e2e_rows er;
+	struct ab_tables t;
+	dokubridge_result res;
+	uint64_t t0 = bu_now_ns();
+
+	h_setup_second(&envb, env, "b");
+	envb.daemon_bin = opt_daemon_b;
+	h_daemon_start(env, extra, NULL);
+	h_daemon_start(&envb, extra, NULL);
+	for (unsigned d = 0; d < 2; d++) {
+		ds[d].rss[0] = bu_rss_kib(ds[d].env->daemon_pid);
+		ds[d].cs = calloc(MANY_CONNS, sizeof(*ds[d].cs));
+		assert_non_null(ds[d].cs);
+		for (unsigned i = 0; i < MANY_CONNS; i++) {
+			ds[d].cs[i] = h_client(ds[d].env);
+			assert_int_equal(dokubridge_health(ds[d].cs[i], NULL, &hr, NULL, &res), 0);
+		}
+	}
+	if (e2e) {
+		direct_open(env, &sc);
+		for (unsigned d = 0; d < 2; d++)
+			h_customer_new(ds[d].env, ds[d].cs[0], "bench", &ds[d].cust);
+		gb.partner_reference_no = "bench-balance";
+	}
+	for (unsigned k = 0; k < rounds; k++) {
+		round_begin(k);
+		if (ipc)
+			ipc_rows(ds, 2, &hr.base, &ir);
+		if (e2e) {
+			/* the daemons' tokens knocked out the direct client's */
+			assert_int_equal(simtest_b2b(&sc), 0);
+			direct_rows(&sc, &er);
+			via_rows(ds, 2, &gb.base, &er);
+		}
+	}
+	if (e2e)
+		simtest_client_free(&sc);
+	for (unsigned d = 0; d < 2; d++) {
+		t.rss[d][0] = ds[d].rss[0];
+		t.rss[d][1] = bu_rss_kib(ds[d].env->daemon_pid);
+	}
+	t.elapsed = (double)(bu_now_ns() - t0) / 1e9;
+	fprintf(stderr, "bench: A/B, %u rounds: %.0f s\n", rounds, t.elapsed);
+	write_markdown(print_ab, &t);
+	for (unsigned d = 0; d < 2; d++) {
+		for (unsigned i = 0; i < MANY_CONNS; i++)
+			dokubridge_free(ds[d].cs[i]);
+		free(ds[d].cs);
+	}
+	h_teardown(&envb);
+}
+
+static void bench(void **state)
+{
 	struct rlimit rl;
-	char extra[128], what[TEXT_MAX];
-	long rss_idle, rss_some = -1, rss_many, b2b0, b2b1, b2b2c0, b2b2c1;
+	char extra[128];
 	h_env env;
-	FILE *md;
 
 	(void)state;
 	getrlimit(RLIMIT_NOFILE, &rl);
@@ -479,131 +939,23 @@ static void bench(void **state)
 	setrlimit(RLIMIT_NOFILE, &rl);
 	if (opt_conns + 64 > rl.rlim_cur)
 		opt_conns = (unsigned)rl.rlim_cur - 64;
-	cs = calloc(opt_conns, sizeof(*cs));
-	assert_non_null(cs);
 	memset(&env, 0, sizeof(env));
 	env.direct = true; /* straight to the simulator: no recording tap in the path */
 	h_setup(&env);
 	snprintf(extra, sizeof(extra), "max_connections = %u\nupstream_connections = 64\n",
 		 opt_conns + 64);
-	h_daemon_start(&env, extra, NULL);
-
-	/* 4. memory */
-	rss_idle = bu_rss_kib(env.daemon_pid);
-	for (unsigned i = 0; i < opt_conns; i++) {
-		cs[i] = h_client(&env);
-		assert_int_equal(dokubridge_health(cs[i], NULL, &hr, NULL, &res), 0);
-		if (i + 1 == SOME_CONNS || (i + 1 == opt_conns && opt_conns < SOME_CONNS))
-			rss_some = bu_rss_kib(env.daemon_pid);
-	}
-	rss_many = bu_rss_kib(env.daemon_pid);
-	for (unsigned i = MANY_CONNS; i < opt_conns; i++)
-		dokubridge_free(cs[i]);
-
-	/* 5 and 1: the floor and Health, unpinned then pinned */
-	for (int pin = 0; pin < 2 && (opt_only == NULL || strcmp(opt_only, "ipc") == 0); pin++) {
-		for (unsigned k = 0; k < NSHAPES; k++) {
-			snprintf(what, sizeof(what), "bare ping-pong, %s%s", shapes[k].name,
-				 pin ? ", pinned" : "");
-			floor_run(what, shapes[k].conns, shapes[k].window, pin != 0, &floors[pin][k]);
-		}
-		if (pin) {
-			assert_int_equal(bu_pin(env.daemon_pid, 0), 0);
-			assert_int_equal(bu_pin(0, 0), 0);
-		}
-		for (unsigned k = 0; k < NSHAPES; k++) {
-			snprintf(what, sizeof(what), "Health, %s%s", shapes[k].name, pin ? ", pinned" : "");
-			calls_run(what, cs, shapes[k].conns, shapes[k].window, opt_calls, opt_seconds,
-				  env.daemon_pid, "Health", NULL, &hr.base, floors[pin][k],
-				  &health[pin][k]);
-		}
-		if (pin) {
-			assert_int_equal(bu_pin(env.daemon_pid, -1), 0);
-			assert_int_equal(bu_pin(0, -1), 0);
-		}
-	}
-
-	if (opt_only != NULL && strcmp(opt_only, "e2e") != 0)
-		goto out;
-	/* 2. end to end: first the direct floor with its own B2B token (taking
-	 * one later would knock out the daemon's), then through the daemon */
-	memset(&sp, 0, sizeof(sp));
-	snprintf(sp.https, sizeof(sp.https), "%s", env.sim_https);
-	snprintf(sp.control, sizeof(sp.control), "%s", env.sim_control);
-	assert_true(strlen(env.dir) + sizeof("/creds") <= sizeof(sp.creds));
-	memcpy(sp.creds, env.dir, strlen(env.dir));
-	memcpy(sp.creds + strlen(env.dir), "/creds", sizeof("/creds"));
-	assert_int_equal(simtest_client_init(&sc, &sp), 0);
-	assert_int_equal(simtest_open_customer(&sc, &sp, &scu), 0);
-	assert_int_equal(bu_direct_run(&sc, 1, opt_e2e_calls / 10, opt_e2e_seconds / 4, &direct1), 0);
-	assert_int_equal(direct1.failed, 0);
-	row_add("GetBalance direct (libcurl in-process), 1 caller", &direct1, NULL);
-	assert_int_equal(bu_direct_run(&sc, MANY_CONNS, opt_e2e_calls, opt_e2e_seconds, &direct64),
-			 0);
-	assert_int_equal(direct64.failed, 0);
-	row_add("GetBalance direct (libcurl in-process), 64 callers", &direct64, NULL);
-	simtest_client_free(&sc);
-
-	b2b0 = h_counter(&env, "byEndpoint", P_TOKEN_B2B);
-	b2b2c0 = h_counter(&env, "byEndpoint", P_TOKEN_B2B2C);
-	h_customer_new(&env, cs[0], "bench", &cust);
-	gb.partner_reference_no = "bench-balance";
-	calls_run("GetBalance via the daemon, 1 caller", cs, 1, 1, opt_e2e_calls / 10,
-		  opt_e2e_seconds / 4, env.daemon_pid, "GetBalance", "bench", &gb.base, &direct1,
-		  &via1);
-	calls_run("GetBalance via the daemon, 64 callers", cs, MANY_CONNS, 1, opt_e2e_calls,
-		  opt_e2e_seconds, env.daemon_pid, "GetBalance", "bench", &gb.base, &direct64, &via64);
-	b2b1 = h_counter(&env, "byEndpoint", P_TOKEN_B2B);
-	b2b2c1 = h_counter(&env, "byEndpoint", P_TOKEN_B2B2C);
-
-	if (opt_only != NULL)
-		goto out;
-	/* the goals */
-	{
-		const bu_result *h64 = &health[0][2], *p64 = &health[0][1];
-		const bu_result *best = h64->rate > p64->rate ? h64 : p64;
-		double o1 = via1.p50_us / direct1.p50_us - 1, o64 = via64.p50_us / direct64.p50_us - 1;
-		double rf = health[0][0].p50_us / floors[0][0]->p50_us;
-
-		goal_add("Health calls/s, 64 in flight (best shape)", ">= 200,000",
-			 best->rate >= 200000, "%.0f (%s)", best->rate,
-			 best == h64 ? "64 connections" : "1 connection");
-		goal_add("CPU per Health call (client + daemon), 64 in flight", "<= 10 us",
-			 best->cpu_us_per_call <= 10, "%.2f us", best->cpu_us_per_call);
-		goal_add("Health p50, pinned, sequential", "<= 10 us", health[1][0].p50_us <= 10,
-			 "%.1f us", health[1][0].p50_us);
-		goal_add("Health p50, unpinned, sequential, vs bare socket", "<= 1.3x", rf <= 1.3,
-			 "%.2fx (%.1f vs %.1f us)", rf, health[0][0].p50_us, floors[0][0]->p50_us);
-		goal_add("GetBalance p50 over direct, 1 caller", "<= +10%", o1 <= 0.10,
-			 "%+.1f%% (%.0f vs %.0f us)", o1 * 100, via1.p50_us, direct1.p50_us);
-		goal_add("GetBalance p50 over direct, 64 callers", "<= +10%", o64 <= 0.10,
-			 "%+.1f%% (%.0f vs %.0f us)", o64 * 100, via64.p50_us, direct64.p50_us);
-		goal_add("B2B token requests for all the daemon's calls", "1", b2b1 - b2b0 == 1,
-			 "%ld for %llu GetBalance calls from 64 callers (+ %ld customer token)",
-			 b2b1 - b2b0, (unsigned long long)(via1.calls + via64.calls), b2b2c1 - b2b2c0);
-		goal_add("RSS idle", "<= 10 MiB", rss_idle <= 10 * 1024, "%.1f MiB",
-			 (double)rss_idle / 1024);
-		goal_add("RSS with 1,000 connections", "<= 40 MiB", rss_some <= 40 * 1024, "%.1f MiB",
-			 (double)rss_some / 1024);
-	}
-	print_tables(stdout, rss_idle, rss_some, rss_many, opt_conns);
-	if (opt_markdown != NULL) {
-		md = fopen(opt_markdown, "w");
-		assert_non_null(md);
-		print_tables(md, rss_idle, rss_some, rss_many, opt_conns);
-		assert_int_equal(fclose(md), 0);
-	}
-out:
-	for (unsigned i = 0; i < MANY_CONNS && i < opt_conns; i++)
-		dokubridge_free(cs[i]);
-	free(cs);
+	if (opt_daemon_b != NULL)
+		bench_ab(&env, extra);
+	else
+		bench_one(&env, extra);
 	h_teardown(&env);
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench_bridge [--seconds S] [--calls N] [--e2e-calls N] "
-			"[--e2e-seconds S] [--conns N] [--markdown FILE] [--only ipc|e2e] [--smoke]\n");
+			"[--e2e-seconds S] [--conns N] [--markdown FILE] [--only ipc|e2e] [--smoke] "
+			"[--quick] [--daemon-b PATH [--rounds N<=%d]]\n", ROUNDS_MAX);
 	exit(2);
 }
 
@@ -620,6 +972,13 @@ int main(int argc, char **argv)
 			opt_e2e_calls = 640;
 			opt_e2e_seconds = 10;
 			opt_conns = 100;
+			continue;
+		}
+		if (strcmp(a, "--quick") == 0) {
+			opt_seconds = 1.0;
+			opt_warm_max = 5000;
+			opt_e2e_calls = 30000;
+			opt_e2e_seconds = 4;
 			continue;
 		}
 		if (v == NULL)
@@ -639,12 +998,24 @@ int main(int argc, char **argv)
 			opt_markdown = v;
 		else if (strcmp(a, "--only") == 0)
 			opt_only = v;
+		else if (strcmp(a, "--daemon-b") == 0)
+			opt_daemon_b = v;
+		else if (strcmp(a, "--rounds") == 0)
+			opt_rounds = (unsigned)strtoul(v, NULL, 10);
 		else
 			usage();
 	}
 	if (opt_seconds <= 0 || opt_e2e_seconds <= 0 || opt_calls < 100 || opt_e2e_calls < 640 ||
-	    opt_conns < MANY_CONNS || opt_conns > MAX_OPEN_CONNS)
+	    opt_conns < MANY_CONNS || opt_conns > MAX_OPEN_CONNS || opt_rounds > ROUNDS_MAX ||
+	    (opt_rounds > 0 && opt_daemon_b == NULL))
 		usage();
+	if (opt_daemon_b != NULL) {
+		if (access(opt_daemon_b, X_OK) != 0) {
+			fprintf(stderr, "bench_bridge: --daemon-b %s: %s\n", opt_daemon_b, strerror(errno));
+			return 2;
+		}
+		rounds = opt_rounds > 0 ? opt_rounds : AB_ROUNDS;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -236,19 +236,39 @@ static void sim_start(h_env *e, const char *listen, const char *ctl, char https[
 	assert_int_equal(sscanf(line, "doku-snapsim ready https=%63s control=%63s", https, control), 2);
 }
 
+/* The daemon's paths under e->dir and our NOTIFY_SOCKET there. */
+static void daemon_paths(h_env *e)
+{
+	char path[PATH_MAX];
+	struct sockaddr_un sa;
+
+	e->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(e->notify_fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	join(path, e->dir, "notify.sock");
+	assert_true(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	assert_int_equal(bind(e->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	join(e->sock, e->dir, "run/bridge.sock");
+	join(e->conf, e->dir, "bridge.ini");
+	join(e->log, e->dir, "daemon.log");
+}
+
 void h_setup(h_env *e)
 {
 	const char *tmp = getenv("TMPDIR");
 	char cmd[PATH_MAX * 2], creds[PATH_MAX], path[PATH_MAX];
 	char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX];
 	char *id;
-	struct sockaddr_un sa;
 	bool direct = e->direct;
 	unsigned idle_s = e->sim_idle_timeout_s;
+	const char *bin = e->daemon_bin;
 
 	memset(e, 0, sizeof(*e));
 	e->direct = direct;
 	e->sim_idle_timeout_s = idle_s;
+	e->daemon_bin = bin;
 	e->notify_fd = -1;
 	snprintf(e->dir, sizeof(e->dir), "%s/doku-it-XXXXXX", tmp != NULL ? tmp : "/tmp");
 	assert_non_null(mkdtemp(e->dir));
@@ -271,18 +291,25 @@ void h_setup(h_env *e)
 		assert_non_null(e->tap);
 	}
 
-	/* our NOTIFY_SOCKET */
-	e->notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	assert_true(e->notify_fd >= 0);
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	join(path, e->dir, "notify.sock");
-	assert_true(strlen(path) < sizeof(sa.sun_path));
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	assert_int_equal(bind(e->notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	join(e->sock, e->dir, "run/bridge.sock");
-	join(e->conf, e->dir, "bridge.ini");
-	join(e->log, e->dir, "daemon.log");
+	daemon_paths(e);
+}
+
+void h_setup_second(h_env *e, const h_env *first, const char *name)
+{
+	char creds[PATH_MAX], link[PATH_MAX];
+
+	assert_false(first->second);
+	*e = *first; /* client id, simulator's addresses, tap, direct */
+	e->second = true;
+	e->sim_pid = 0;
+	e->daemon_pid = 0;
+	e->daemon_bin = NULL;
+	join(e->dir, first->dir, name);
+	assert_int_equal(mkdir(e->dir, 0700), 0);
+	join(creds, first->dir, "creds");
+	join(link, e->dir, "creds");
+	assert_int_equal(symlink(creds, link), 0);
+	daemon_paths(e);
 }
 
 void h_write_config(h_env *e, const char *bridge_extra, const char *sections)
@@ -371,7 +398,7 @@ pid_t h_daemon_spawn(h_env *e)
 				argv[k++] = w;
 			}
 		}
-		argv[k++] = DOKU_BRIDGED_BIN;
+		argv[k++] = (char *)(e->daemon_bin != NULL ? e->daemon_bin : DOKU_BRIDGED_BIN);
 		argv[k++] = "--config";
 		argv[k++] = e->conf;
 		argv[k] = NULL;
@@ -501,10 +528,13 @@ void h_teardown(h_env *e)
 		e->sim_pid = 0;
 	}
 	leak_scan(e);
-	tap_stop(e->tap);
-	e->tap = NULL;
 	if (e->notify_fd >= 0)
 		close(e->notify_fd);
+	e->notify_fd = -1;
+	if (e->second)
+		return; /* the simulator, the tap, the directory and the replies are first's */
+	tap_stop(e->tap);
+	e->tap = NULL;
 	if (getenv("DOKU_IT_KEEP") == NULL) {
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
 		assert_int_equal(system(cmd), 0);
@@ -1036,7 +1066,8 @@ json_t *h_export_journal(h_env *e)
 	json_t *rows = json_array();
 	FILE *p;
 
-	snprintf(cmd, sizeof(cmd), "'%s' --config '%s' --export-journal", DOKU_BRIDGED_BIN, e->conf);
+	snprintf(cmd, sizeof(cmd), "'%s' --config '%s' --export-journal",
+		 e->daemon_bin != NULL ? e->daemon_bin : DOKU_BRIDGED_BIN, e->conf);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	while (getline(&line, &cap, p) > 0) {

@@ -38,11 +38,20 @@ typedef struct h_env {
 	int notify_fd;
 	tap *tap;
 	unsigned sim_idle_timeout_s; /* set before h_setup: the simulator's --idle-timeout (0: its own) */
+	const char *daemon_bin;   /* the daemon's binary (NULL: the one built with the tests) */
+	bool second;              /* set up by h_setup_second */
 } h_env;
 
 /* Credentials, simulator, tap (none when e->direct is set before, or
  * $DOKU_IT_DIRECT is set). */
 void h_setup(h_env *e);
+/* A second daemon's environment beside first's (to compare two binaries):
+ * the same simulator (or tap) and credentials, its own directory first->dir/name
+ * (socket, configuration, state, log, NOTIFY_SOCKET). Set e->daemon_bin
+ * before h_daemon_start for another binary. h_teardown(e) stops its daemon
+ * and scans its log; the simulator, the tap and the directory stay first's:
+ * tear e down before first. */
+void h_setup_second(h_env *e, const h_env *first, const char *name);
 /* Write the configuration ([bridge] lines and more sections appended) and
  * start the daemon (under the words of $DOKU_IT_DAEMON_WRAPPER when set, e.g.
  * valgrind); returns once it said READY=1. */
