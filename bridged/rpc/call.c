@@ -580,7 +580,7 @@ static int journal_intent(call *c)
 	reconcile_keys k;
 	int rc;
 
-	if (j == NULL || !journal_on(j) || !c->m->money)
+	if (!c->m->money || j == NULL || !journal_on(j))
 		return 0;
 	if (reconcile_keys_of(c->m->ep, c->req, &k) != 0)
 		return STORE_ERR_INVALID;
