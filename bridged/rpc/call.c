@@ -16,7 +16,9 @@
 #include "counters.h"
 #include "doku/bridge/v1/bridge.pb-c.h"
 #include "local.h"
+#include "clock.h"
 #include "log.h"
+#include "text.h"
 #include "outcome.h"
 #include "reconcile.h"
 #include "snap_answer.h"
@@ -125,42 +127,6 @@ struct call {
 };
 
 static void run(call *c);
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint32_t rnd32(void)
-{
-	uint32_t r = 0;
-
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-		r = (uint32_t)wall_ms();
-	return r;
-}
-
-/* snprintf into a text buffer, where cutting a long text is fine. */
-__attribute__((format(printf, 3, 4)))
-static void textf(char *out, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, cap, fmt, ap);
-	va_end(ap);
-}
 
 /* The one setter of the state: the edge must be in the table. */
 static void step(call *c, enum call_state to)
@@ -277,7 +243,7 @@ static void enter(call *c)
 {
 	struct bridge *b = c->b;
 
-	c->start_us = c->start_us != 0 ? c->start_us : now_us();
+	c->start_us = c->start_us != 0 ? c->start_us : clock_mono_us();
 	if (c->cfg == NULL)
 		c->cfg = config_ref(b->cfg);
 	list_add_tail(&b->calls, &c->all_node);
@@ -315,7 +281,7 @@ call *call_new_internal(struct bridge *b)
 	if (c == NULL)
 		return NULL;
 	c->uid = getuid();
-	c->start_us = now_us();
+	c->start_us = clock_mono_us();
 	c->cfg = config_ref(b->cfg);
 	return c;
 }
@@ -385,7 +351,7 @@ static void log_line(const call *c)
 	lc.external_id = c->external_id;
 	lc.http = c->http;
 	lc.response_code = c->response_code;
-	lc.duration_us = now_us() - c->start_us;
+	lc.duration_us = clock_mono_us() - c->start_us;
 	lc.outcome = outcome_name(c->outcome);
 	lc.code = outcome_code_name(c->code);
 	lc.message = c->code != CODE(OK) || c->outcome == OUT(UNKNOWN) ? c->status : NULL;
@@ -416,7 +382,7 @@ static void finish(call *c)
 		c->outcome = c->code == CODE(OK) ? OUT(DONE) : OUT(NOT_DONE);
 	add_unknown_advice(c);
 	counters_call(c->m != NULL ? (int)c->m->index : -1, c->code, c->outcome,
-		      now_us() - c->start_us);
+		      clock_mono_us() - c->start_us);
 	b->calls_served++;
 	if (c->code != CODE(OK))
 		b->calls_failed++;
@@ -485,7 +451,7 @@ static bool record_outcome(call *c)
 		}
 	}
 	if (o.state == STORE_UNKNOWN)
-		o.next_attempt_ms = wall_ms() + reconcile_backoff_ms(0, rnd32());
+		o.next_attempt_ms = clock_wall_ms() + reconcile_backoff_ms(0, clock_jitter32());
 	o.detail = c->status;
 	/* on failure (logged) the row stays PENDING and is reconciled after a restart */
 	if (journal_outcome(c->b->journal, c->journal_id, &o, on_outcome_recorded, c) != 0)
@@ -506,9 +472,9 @@ static void refused_by_journal(call *c, int err)
 /* Answer c from its journaled row, without sending. */
 static void answer_from_row(call *c, const store_row *row)
 {
-	textf(c->external_id, sizeof(c->external_id), "%s", row->external_id);
+	text_printf(c->external_id, sizeof(c->external_id), "%s", row->external_id);
 	c->http = row->http_status;
-	textf(c->response_code, sizeof(c->response_code), "%s", row->response_code);
+	text_printf(c->response_code, sizeof(c->response_code), "%s", row->response_code);
 	c->response_message = row->response_message[0] != '\0' ?
 		snap_arena_strndup(&c->arena, row->response_message, strlen(row->response_message)) :
 		NULL;
@@ -519,13 +485,13 @@ static void answer_from_row(call *c, const store_row *row)
 	if (row->state == STORE_DONE) {
 		c->code = CODE(OK);
 		c->outcome = OUT(DONE);
-		textf(c->status, sizeof(c->status),
+		text_printf(c->status, sizeof(c->status),
 			 "answered from the journal: partner reference %s was done (X-EXTERNAL-ID %s); "
 			 "not sent again", row->partner_reference_no, row->external_id);
 	} else {
 		c->code = CODE(UNAVAILABLE);
 		c->outcome = OUT(UNKNOWN);
-		textf(c->status, sizeof(c->status),
+		text_printf(c->status, sizeof(c->status),
 			 "partner reference %s is journaled (%s, X-EXTERNAL-ID %s) and its outcome is not "
 			 "known yet; not sent again: ask GetOperation", row->partner_reference_no,
 			 store_state_name(row->state), row->external_id);

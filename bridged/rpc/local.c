@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "bridge.h"
+#include "clock.h"
+#include "text.h"
 #include "doku/bridge/v1/bridge.pb-c.h"
 #include "doku/wallet/v1/wallet.pb-c.h"
 #include "exposition.h"
@@ -26,17 +28,6 @@
 #define PAGE_TOKEN_MAX 24
 #define LIST_MAX 500u          /* ListOperations page_size cap (proto) */
 
-/* snprintf into a text buffer, where cutting a long message is fine. */
-__attribute__((format(printf, 3, 4)))
-static void textf(char *out, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, cap, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- customer sessions ------------------------------------------------------------------ */
 
 void local_close_session(local_call *c)
@@ -44,7 +35,7 @@ void local_close_session(local_call *c)
 	Doku__Wallet__V1__CloseCustomerSessionResponse *r = snap_arena_alloc(c->arena, sizeof(*r));
 
 	if (r == NULL) {
-		textf(c->status, c->status_cap, "out of memory");
+		text_printf(c->status, c->status_cap, "out of memory");
 		c->done(c, CODE(RESOURCE_EXHAUSTED), NULL);
 		return;
 	}
@@ -80,7 +71,7 @@ ProtobufCMessage *local_session_opened(snap_arena *arena, const tok_result *r)
 
 static void out_of_memory(local_call *c)
 {
-	textf(c->status, c->status_cap, "out of memory");
+	text_printf(c->status, c->status_cap, "out of memory");
 	c->done(c, CODE(RESOURCE_EXHAUSTED), NULL);
 }
 
@@ -144,7 +135,7 @@ void local_metrics(local_call *c)
 	doku__wallet__v1__metrics_response__init(r);
 	snap_buf_init(&text, c->arena, COUNTERS_TEXT_MAX);
 	if (exposition_render(c->b, 1, &text) != 0 || text.data == NULL) {
-		textf(c->status, c->status_cap, "the metrics text is over %u bytes", COUNTERS_TEXT_MAX);
+		text_printf(c->status, c->status_cap, "the metrics text is over %u bytes", COUNTERS_TEXT_MAX);
 		c->done(c, CODE(RESOURCE_EXHAUSTED), NULL);
 		return;
 	}
@@ -225,10 +216,10 @@ static int unavailable(local_call *c, int err)
 	journal *j = c->b->journal;
 
 	if (j != NULL && !journal_on(j)) {
-		textf(c->status, c->status_cap, "the journal is off ([bridge] journal = off)");
+		text_printf(c->status, c->status_cap, "the journal is off ([bridge] journal = off)");
 		return CODE(FAILED_PRECONDITION);
 	}
-	textf(c->status, c->status_cap, "the journal cannot be read: %s",
+	text_printf(c->status, c->status_cap, "the journal cannot be read: %s",
 		 store_strerror(err != 0 ? err : STORE_ERR_CLOSED));
 	return CODE(UNAVAILABLE);
 }
@@ -242,7 +233,7 @@ static void on_get(const store_result *res, void *data)
 
 	if (res->status == STORE_ERR_NOT_FOUND) {
 		code = CODE(NOT_FOUND);
-		textf(c->status, c->status_cap, "no journaled operation with that %s in profile %s",
+		text_printf(c->status, c->status_cap, "no journaled operation with that %s in profile %s",
 			 c->partner_ref != NULL ? "partner reference" : "X-EXTERNAL-ID", c->prof->name);
 	} else if (res->status != 0 || res->n_rows != 1) {
 		code = unavailable(c, res->status);
@@ -254,7 +245,7 @@ static void on_get(const store_result *res, void *data)
 		}
 		if (r == NULL || r->operation == NULL) {
 			code = CODE(RESOURCE_EXHAUSTED);
-			textf(c->status, c->status_cap, "out of memory");
+			text_printf(c->status, c->status_cap, "out of memory");
 		} else {
 			code = CODE(OK);
 			resp = &r->base;
@@ -279,14 +270,14 @@ static int get_operation(local_call *c)
 	} else if (req->external_id != NULL && req->external_id[0] != '\0') {
 		k.external_id = req->external_id;
 	} else {
-		textf(c->status, c->status_cap,
+		text_printf(c->status, c->status_cap,
 			 "missing required field: partnerReferenceNo or externalId");
 		return CODE(INVALID_ARGUMENT);
 	}
 	if ((k.partner_reference_no != NULL && strlen(k.partner_reference_no) > STORE_PARTNER_REF_MAX) ||
 	    (k.external_id != NULL && strlen(k.external_id) > STORE_EXTERNAL_ID_MAX) ||
 	    (k.method != NULL && strlen(k.method) > STORE_METHOD_MAX)) {
-		textf(c->status, c->status_cap, "invalid field: %s",
+		text_printf(c->status, c->status_cap, "invalid field: %s",
 			 k.external_id != NULL ? "externalId" : k.method != NULL && strlen(k.method) > STORE_METHOD_MAX ? "method" : "partnerReferenceNo");
 		return CODE(INVALID_ARGUMENT);
 	}
@@ -327,7 +318,7 @@ static void on_list(const store_result *res, void *data)
 	c->done(c, CODE(OK), &r->base);
 	return;
 oom:
-	textf(c->status, c->status_cap, "out of memory");
+	text_printf(c->status, c->status_cap, "out of memory");
 	c->done(c, CODE(RESOURCE_EXHAUSTED), NULL);
 }
 
@@ -339,7 +330,7 @@ static int time_field(local_call *c, const char *v, const char *name, int64_t *m
 	if (v == NULL || v[0] == '\0')
 		return 0;
 	if (snap_time_parse(v, strlen(v), &t) != 0) {
-		textf(c->status, c->status_cap, "invalid field: %s (expected ISO-8601)", name);
+		text_printf(c->status, c->status_cap, "invalid field: %s (expected ISO-8601)", name);
 		return -1;
 	}
 	*ms = (int64_t)t * 1000;
@@ -358,13 +349,13 @@ static int list_operations(local_call *c)
 	f.profile = c->prof->name;
 	if (req->customer_ref != NULL && req->customer_ref[0] != '\0') {
 		if (!tokens_ref_valid(req->customer_ref)) {
-			textf(c->status, c->status_cap, "invalid field: customerRef");
+			text_printf(c->status, c->status_cap, "invalid field: customerRef");
 			return CODE(INVALID_ARGUMENT);
 		}
 		f.customer_ref = req->customer_ref;
 	}
 	if ((int)req->state < 0 || (int)req->state > (int)OPSTATE(UNKNOWN)) {
-		textf(c->status, c->status_cap, "invalid field: state");
+		text_printf(c->status, c->status_cap, "invalid field: state");
 		return CODE(INVALID_ARGUMENT);
 	}
 	f.state = (enum store_state)req->state;
@@ -372,7 +363,7 @@ static int list_operations(local_call *c)
 	    time_field(c, req->to_time, "toTime", &f.to_ms) != 0)
 		return CODE(INVALID_ARGUMENT);
 	if (req->page_size > LIST_MAX) {
-		textf(c->status, c->status_cap, "invalid field: pageSize (at most %u)",
+		text_printf(c->status, c->status_cap, "invalid field: pageSize (at most %u)",
 			 LIST_MAX);
 		return CODE(INVALID_ARGUMENT);
 	}
@@ -385,7 +376,7 @@ static int list_operations(local_call *c)
 		errno = 0;
 		id = strtoll(req->page_token, &end, 10);
 		if (errno != 0 || *end != '\0' || id <= 0) {
-			textf(c->status, c->status_cap, "invalid field: pageToken");
+			text_printf(c->status, c->status_cap, "invalid field: pageToken");
 			return CODE(INVALID_ARGUMENT);
 		}
 		f.before_id = id;

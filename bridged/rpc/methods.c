@@ -17,6 +17,55 @@
 #define B2B2C_TOKEN_ENDPOINT "AccessTokenB2B2C"
 
 #define SNAP_ROW(n) { .name = n, .kind = METHOD_SNAP, .endpoint = n, .uses_profile = true }
+/* A money-moving row, with its money rule (state/reconcile.h) */
+#define MONEY_ROW(n, r) { .name = n, .kind = METHOD_SNAP, .endpoint = n, .uses_profile = true, \
+			  .rule = &(r) }
+/* A status RPC's row, with the field of its answer that holds the transaction's status */
+#define STATUS_ROW(n, f) { .name = n, .kind = METHOD_SNAP, .endpoint = n, .uses_profile = true, \
+			   .status_field = f }
+
+#define F(field, src, arg) { field, RECONCILE_SRC_##src, arg }
+
+/* The money rules: the journal key, the status request, the answer's echoes
+ * and what each latestTransactionStatus 00..06 means ('D' DONE, 'N' NOT_DONE,
+ * 'U' UNKNOWN; docs/state.md). The endpoints are filled by methods_init. */
+static reconcile_rule transfer_rule = {
+	.key_field = "partner_reference_no", .amount_field = "amount",
+	.params = { F("partner_reference_no", KEY, NULL) },
+	.echoes = { F("partner_reference_no", KEY, NULL), F("type", CONST, "SEND_MONEY") },
+	.verdict = "DUUUDNN",
+};
+static reconcile_rule topup_rule = {
+	.key_field = "partner_reference_no", .amount_field = "amount",
+	.params = { F("original_partner_reference_no", KEY, NULL),
+		    F("original_external_id", EXTERNAL_ID, NULL), F("service_code", SERVICE, NULL) },
+	.echoes = { F("original_partner_reference_no", KEY, NULL),
+		    F("original_external_id", EXTERNAL_ID, NULL) },
+	.verdict = "DUUUDNN",
+};
+static reconcile_rule purchase_rule = {
+	.key_field = "partner_reference_no", .amount_field = "amount",
+	.params = { F("partner_reference_no", KEY, NULL), F("service_code", SERVICE, NULL),
+		    F("transaction_date", TIME, NULL) },
+	.echoes = { F("original_partner_reference_no", KEY, NULL) },
+	.verdict = "DUUUDNN",
+};
+static reconcile_rule cancel_rule = {
+	.key_field = "original_partner_reference_no",
+	.original_field = "original_partner_reference_no", .original_method = "Purchase",
+	.params = { F("partner_reference_no", ORIGINAL, NULL),
+		    F("service_code", ORIGINAL_SERVICE, NULL),
+		    F("transaction_date", ORIGINAL_TIME, NULL) },
+	.echoes = { F("original_partner_reference_no", ORIGINAL, NULL) },
+	.verdict = "NUUUNDN",
+};
+static reconcile_rule refund_rule = {
+	.key_field = "partner_refund_no", .amount_field = "refund_amount",
+	.original_field = "original_partner_reference_no", .original_method = "Purchase",
+	.params = { F("partner_reference_no", KEY, NULL) },
+	.echoes = { F("partner_reference_no", KEY, NULL), F("type", CONST, "REFUND") },
+	.verdict = "DUUUDNN",
+};
 
 /* One row per RPC, in the service's order. */
 static method rows[] = {
@@ -27,15 +76,15 @@ static method rows[] = {
 	SNAP_ROW("UnbindAccount"),
 	SNAP_ROW("GetBalance"),
 	SNAP_ROW("InquireBankAccount"),
-	SNAP_ROW("TransferToBank"),
-	SNAP_ROW("TopUp"),
-	SNAP_ROW("GetTopUpStatus"),
-	SNAP_ROW("Purchase"),
-	SNAP_ROW("GetPurchaseStatus"),
-	SNAP_ROW("CancelPurchase"),
-	SNAP_ROW("RefundPurchase"),
+	MONEY_ROW("TransferToBank", transfer_rule),
+	MONEY_ROW("TopUp", topup_rule),
+	STATUS_ROW("GetTopUpStatus", "latest_transaction_status"),
+	MONEY_ROW("Purchase", purchase_rule),
+	STATUS_ROW("GetPurchaseStatus", "latest_transaction_status"),
+	MONEY_ROW("CancelPurchase", cancel_rule),
+	MONEY_ROW("RefundPurchase", refund_rule),
 	SNAP_ROW("ListTransactions"),
-	SNAP_ROW("GetTransaction"),
+	STATUS_ROW("GetTransaction", "status"),
 	{ .name = "OpenCustomerSession", .kind = METHOD_SESSION_OPEN,
 	  .endpoint = B2B2C_TOKEN_ENDPOINT, .opened = local_session_opened,
 	  .uses_profile = true, .customer = true,
@@ -107,7 +156,7 @@ int methods_init(void)
 		}
 		/* a money-moving call's reference is its journal key (a refund's
 		   partnerRefundNo), else partnerReferenceNo, else the original's */
-		key = m->money ? reconcile_key_field(m->name) : NULL;
+		key = m->money && m->rule != NULL ? m->rule->key_field : NULL;
 		m->ref_field = key != NULL ? string_field(m->input, key) : NULL;
 		if (m->ref_field == NULL)
 			m->ref_field = string_field(m->input, "partner_reference_no");
@@ -117,18 +166,37 @@ int methods_init(void)
 			m->required_field = string_field(m->input, m->required[0]);
 		counters_name_method(i, m->name);
 	}
-	/* a money-moving row's status RPC, by the endpoint table's link */
+	/* a money-moving row: its rule, its status RPC (the endpoint table's link) */
 	for (unsigned i = 0; i < NROWS; i++) {
 		method *m = &rows[i];
+		const method *orig;
 
+		if (m->money != (m->rule != NULL)) {
+			log_msg(LOG_LVL_ERROR, "methods: %s: a money rule exactly when it moves money",
+				m->name);
+			return -EINVAL;
+		}
 		if (!m->money)
 			continue;
 		m->status = m->ep->status_rpc != NULL ? methods_by_name(m->ep->status_rpc) : NULL;
-		if (m->status == NULL || m->status->kind != METHOD_SNAP) {
+		if (m->status == NULL || m->status->kind != METHOD_SNAP ||
+		    m->status->status_field == NULL) {
 			log_msg(LOG_LVL_ERROR, "methods: %s moves money but has no status RPC", m->name);
 			return -EINVAL;
 		}
+		orig = m->rule->original_method != NULL ? methods_by_name(m->rule->original_method)
+							: NULL;
+		if (m->rule->original_method != NULL && (orig == NULL || !orig->money)) {
+			log_msg(LOG_LVL_ERROR, "methods: %s: no money-moving %s", m->name,
+				m->rule->original_method);
+			return -EINVAL;
+		}
+		m->rule->ep = m->ep;
+		m->rule->original_ep = orig != NULL ? orig->ep : NULL;
+		m->rule->status_ep = m->status->ep;
+		m->rule->status_field = m->status->status_field;
 	}
+	reconcile_rule_lookup(methods_money_rule);
 	if (snap_endpoint_by_name(B2B_TOKEN_ENDPOINT) == NULL) {
 		log_msg(LOG_LVL_ERROR, "methods: no SNAP endpoint %s", B2B_TOKEN_ENDPOINT);
 		return -EINVAL;
@@ -150,6 +218,13 @@ const method *methods_by_name(const char *short_name)
 	int i = methods_index(short_name);
 
 	return i >= 0 ? &rows[i] : NULL;
+}
+
+const reconcile_rule *methods_money_rule(const char *short_name)
+{
+	const method *m = methods_by_name(short_name);
+
+	return m != NULL ? m->rule : NULL;
 }
 
 const snap_endpoint *methods_b2b_token_endpoint(void)

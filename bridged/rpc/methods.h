@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "reconcile.h"
 #include "snap_arena.h"
 #include "snap_endpoint.h"
 #include "tokens.h"
@@ -48,6 +49,8 @@ typedef struct method {
 	bool uses_profile;            /* the call names a credential profile */
 	bool customer;                /* the call needs Call.customer_ref */
 	bool routine;                 /* a probe: its success is logged at debug */
+	reconcile_rule *rule;         /* money-moving: how its outcome is learnt (state/reconcile.h) */
+	const char *status_field;     /* a status RPC: its answer's transaction status field */
 	const char *const *required;  /* non-SNAP rows: string fields that must be set */
 	/* resolved by methods_init */
 	unsigned index;
@@ -75,6 +78,9 @@ int methods_index(const char *short_name);
 
 unsigned methods_count(void);
 const method *methods_at(unsigned i);
+
+/* The money rule of the method named short_name; NULL when it moves no money. */
+const reconcile_rule *methods_money_rule(const char *short_name);
 
 /* The token endpoints (tokens.h): B2B (client_credentials) and B2B2C. */
 const snap_endpoint *methods_b2b_token_endpoint(void);

@@ -12,7 +12,9 @@
 #include "bridge.h"
 #include "call.h"
 #include "doku/bridge/v1/bridge.pb-c.h"
+#include "clock.h"
 #include "log.h"
+#include "text.h"
 #include "methods.h"
 #include "reconcile.h"
 #include "snap_code.h"
@@ -39,35 +41,6 @@ struct query {
 	const method *m;         /* the status RPC */
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint32_t rnd32(void)
-{
-	uint32_t r = 0;
-
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-		r = (uint32_t)wall_ms();
-	return r;
-}
-
-/* snprintf into a text buffer, where cutting a long message is fine. */
-__attribute__((format(printf, 3, 4)))
-static void textf(char *out, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, cap, fmt, ap);
-	va_end(ap);
-}
-
-
 static void scan(reconciler *j);
 
 static void on_timer(uv_timer_t *t)
@@ -81,7 +54,7 @@ static void on_timer(uv_timer_t *t)
 /* Scan the journal at due_ms (wall clock; 0: now), unless armed sooner. */
 static void arm(reconciler *j, int64_t due_ms)
 {
-	int64_t now = wall_ms();
+	int64_t now = clock_wall_ms();
 
 	if (j->closing || !j->started)
 		return;
@@ -162,7 +135,7 @@ static void record(struct query *q, enum store_state st, int64_t next_ms, const 
 
 static int64_t next_attempt(const struct query *q, int64_t now)
 {
-	return now + reconcile_backoff_ms(now - q->row.created_ms, rnd32());
+	return now + reconcile_backoff_ms(now - q->row.created_ms, clock_jitter32());
 }
 
 static void on_query_done(call *c, void *data)
@@ -171,7 +144,7 @@ static void on_query_done(call *c, void *data)
 	char detail[RECONCILE_DETAIL_MAX + 1];
 	reply_facts f;
 	reconcile_answer a;
-	int64_t now = wall_ms(), next;
+	int64_t now = clock_wall_ms(), next;
 	enum store_state st;
 	snap_code rc;
 
@@ -191,7 +164,7 @@ static void on_query_done(call *c, void *data)
 	st = reconcile_read(&q->row, &a, now, detail);
 	next = next_attempt(q, now);
 	if (st == STORE_UNKNOWN && f.http == 0 && f.code == CODE(FAILED_PRECONDITION))
-		textf(detail, sizeof(detail), "no customer session \"%s\" in profile %s to ask %s "
+		text_printf(detail, sizeof(detail), "no customer session \"%s\" in profile %s to ask %s "
 			 "with: stays UNKNOWN until one is opened", q->row.customer_ref, q->row.profile,
 			 q->m->name);
 	if (st == STORE_UNKNOWN && a.response_code != NULL &&
@@ -215,13 +188,13 @@ static void send_query(struct query *q)
 
 	c = call_new_internal(b);
 	if (c == NULL) {
-		record(q, STORE_UNKNOWN, next_attempt(q, wall_ms()), "out of memory");
+		record(q, STORE_UNKNOWN, next_attempt(q, clock_wall_ms()), "out of memory");
 		return;
 	}
 	rc = reconcile_request(&q->row, q->have_orig ? &q->orig : NULL, call_arena(c), &ep, &msg);
 	if (rc != 0) {
 		call_discard(c);
-		record(q, STORE_UNKNOWN, next_attempt(q, wall_ms()),
+		record(q, STORE_UNKNOWN, next_attempt(q, clock_wall_ms()),
 		       "cannot build the status request from the row");
 		return;
 	}
@@ -229,7 +202,7 @@ static void send_query(struct query *q)
 	p = config_profile(b->cfg, q->row.profile);
 	if (m == NULL || p == NULL) {
 		call_discard(c);
-		record(q, STORE_UNKNOWN, next_attempt(q, wall_ms()),
+		record(q, STORE_UNKNOWN, next_attempt(q, clock_wall_ms()),
 		       p == NULL ? "its profile is not configured" : "no status method");
 		return;
 	}
@@ -283,7 +256,7 @@ static void start_query(reconciler *j, const store_row *row)
 static void on_due(const store_result *res, void *data)
 {
 	reconciler *j = data;
-	int64_t now = wall_ms();
+	int64_t now = clock_wall_ms();
 
 	j->scanning = false;
 	if (j->closing)
@@ -325,7 +298,7 @@ static void scan(reconciler *j)
 	if (rc != 0) {
 		j->scanning = false;
 		log_msg(LOG_LVL_ERROR, "reconcile: the journal cannot be read: %s", store_strerror(rc));
-		arm(j, wall_ms() + RECONCILE_RETRY_MS);
+		arm(j, clock_wall_ms() + RECONCILE_RETRY_MS);
 	}
 }
 

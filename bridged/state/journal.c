@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
+#include "text.h"
 #include "snap_time.h"
 
 #define PATH_MAX_BYTES 4096
@@ -50,25 +52,6 @@ struct outcome_req {
 	void *data;
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* snprintf into a text buffer, where cutting a long path or message is fine. */
-__attribute__((format(printf, 3, 4)))
-static void textf(char *out, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, cap, fmt, ap);
-	va_end(ap);
-}
-
 /* ---- the key --------------------------------------------------------------------------- */
 
 /* <state_dir>/state.key: read it, or make it (32 random bytes as 64 hex digits, 0600). */
@@ -80,22 +63,22 @@ static int key_default(const char *dir, sealed_key **out, char err[JOURNAL_ERR_M
 
 	n = snprintf(path, sizeof(path), "%s/%s", dir, JOURNAL_KEY_NAME);
 	if (n < 0 || (size_t)n >= sizeof(path)) {
-		textf(err, JOURNAL_ERR_MAX, "state_dir %s: path too long", dir);
+		text_printf(err, JOURNAL_ERR_MAX, "state_dir %s: path too long", dir);
 		return -1;
 	}
 	if (access(path, F_OK) == 0) {
 		if (sealed_key_load_file(path, out, why) != 0) {
-			textf(err, JOURNAL_ERR_MAX, "state key %s: %s", path, why);
+			text_printf(err, JOURNAL_ERR_MAX, "state key %s: %s", path, why);
 			return -1;
 		}
 		return 0;
 	}
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		textf(err, JOURNAL_ERR_MAX, "state_dir %s: %s", dir, strerror(errno));
+		text_printf(err, JOURNAL_ERR_MAX, "state_dir %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
-		textf(err, JOURNAL_ERR_MAX, "state key: no random bytes: %s", strerror(errno));
+		text_printf(err, JOURNAL_ERR_MAX, "state key: no random bytes: %s", strerror(errno));
 		return -1;
 	}
 	for (unsigned i = 0; i < SEALED_KEY_LEN; i++)
@@ -103,18 +86,18 @@ static int key_default(const char *dir, sealed_key **out, char err[JOURNAL_ERR_M
 	hex[2 * SEALED_KEY_LEN] = '\n';
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
-		textf(err, JOURNAL_ERR_MAX, "state key %s: cannot create: %s", path, strerror(errno));
+		text_printf(err, JOURNAL_ERR_MAX, "state key %s: cannot create: %s", path, strerror(errno));
 		goto out;
 	}
 	if (write(fd, hex, 2 * SEALED_KEY_LEN + 1) != 2 * SEALED_KEY_LEN + 1 || fsync(fd) != 0) {
-		textf(err, JOURNAL_ERR_MAX, "state key %s: cannot write: %s", path, strerror(errno));
+		text_printf(err, JOURNAL_ERR_MAX, "state key %s: cannot write: %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
 		goto out;
 	}
 	close(fd);
 	if (sealed_key_new(raw, out) != 0) {
-		textf(err, JOURNAL_ERR_MAX, "state key: cannot set it up");
+		text_printf(err, JOURNAL_ERR_MAX, "state key: cannot set it up");
 		goto out;
 	}
 	log_msg(LOG_LVL_INFO, "state: generated the sealing key %s (keep it with the database: "
@@ -137,7 +120,7 @@ int journal_open(uv_loop_t *loop, const config *cfg, journal **out, char err[JOU
 	*out = NULL;
 	err[0] = '\0';
 	if (j == NULL) {
-		textf(err, JOURNAL_ERR_MAX, "out of memory");
+		text_printf(err, JOURNAL_ERR_MAX, "out of memory");
 		return -1;
 	}
 	j->on = cfg->journal;
@@ -145,7 +128,7 @@ int journal_open(uv_loop_t *loop, const config *cfg, journal **out, char err[JOU
 		char kwhy[SEALED_ERR_MAX];
 
 		if (sealed_key_load_file(cfg->state_key_file, &j->key, kwhy) != 0) {
-			textf(err, JOURNAL_ERR_MAX, "state_key_file %s: %s", cfg->state_key_file, kwhy);
+			text_printf(err, JOURNAL_ERR_MAX, "state_key_file %s: %s", cfg->state_key_file, kwhy);
 			free(j);
 			return -1;
 		}
@@ -155,7 +138,7 @@ int journal_open(uv_loop_t *loop, const config *cfg, journal **out, char err[JOU
 	}
 	rc = store_open(loop, cfg->state_dir, j->key, &j->st, why);
 	if (rc != 0) {
-		textf(err, JOURNAL_ERR_MAX, "%s", why);
+		text_printf(err, JOURNAL_ERR_MAX, "%s", why);
 		sealed_key_free(j->key);
 		free(j);
 		return -1;
@@ -258,7 +241,7 @@ static void on_prune_timer(uv_timer_t *t)
 		return;
 	j->pruning = true;
 	j->prune_days = days;
-	j->prune_before = wall_ms() - (int64_t)days * DAY_MS;
+	j->prune_before = clock_wall_ms() - (int64_t)days * DAY_MS;
 	j->prune_t0 = uv_hrtime();
 	j->pruned = 0;
 	j->prune_batches = 0;

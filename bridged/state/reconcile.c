@@ -1,4 +1,4 @@
-/* Reconciliation logic: one table row per money-moving RPC, one per status RPC. */
+/* Reconciliation logic, driven by the money rules of the RPC table (rpc/methods.c). */
 #include "reconcile.h"
 
 #include <inttypes.h>
@@ -12,79 +12,8 @@
 #include "snap_err.h"
 #include "snap_time.h"
 
-#define PARAMS_MAX 3
-#define ECHOES_MAX 2
 #define STATUS_NOT_FOUND 7   /* SNAP's latestTransactionStatus "07" */
 #define SERVICE_LEN 2
-
-enum src {
-	SRC_NONE,          /* the end of a list */
-	SRC_KEY,           /* row.partner_reference_no */
-	SRC_ORIGINAL,      /* row.original_reference_no */
-	SRC_EXTERNAL_ID,   /* row.external_id */
-	SRC_TIME,          /* row.request_time */
-	SRC_ORIGINAL_TIME, /* the original row's request_time, else row's */
-	SRC_SERVICE,       /* the two-digit service code of endpoint arg */
-	SRC_CONST,         /* arg */
-};
-
-struct field_src {
-	const char *field; /* a string field (proto name) */
-	enum src src;
-	const char *arg;
-};
-
-struct rule {
-	const char *method;
-	const char *original_method; /* the RPC whose row the original field names (or NULL) */
-	const char *key_field;      /* request fields: the idempotency key, */
-	const char *original_field; /* the purchase it refers to (or NULL), */
-	const char *amount_field;   /* its Amount (or NULL) */
-	struct field_src params[PARAMS_MAX]; /* the status request */
-	struct field_src echoes[ECHOES_MAX]; /* answer fields that, when set, must match */
-	const char *verdict; /* by status 00..06 (7 letters): 'D' DONE, 'N' NOT_DONE, 'U' UNKNOWN */
-};
-
-static const struct rule rules[] = {
-	{ "TransferToBank", NULL, "partner_reference_no", NULL, "amount",
-	  { { "partner_reference_no", SRC_KEY, NULL } },
-	  { { "partner_reference_no", SRC_KEY, NULL }, { "type", SRC_CONST, "SEND_MONEY" } },
-	  "DUUUDNN" },
-	{ "TopUp", NULL, "partner_reference_no", NULL, "amount",
-	  { { "original_partner_reference_no", SRC_KEY, NULL },
-	    { "original_external_id", SRC_EXTERNAL_ID, NULL },
-	    { "service_code", SRC_SERVICE, "TopUp" } },
-	  { { "original_partner_reference_no", SRC_KEY, NULL },
-	    { "original_external_id", SRC_EXTERNAL_ID, NULL } },
-	  "DUUUDNN" },
-	{ "Purchase", NULL, "partner_reference_no", NULL, "amount",
-	  { { "partner_reference_no", SRC_KEY, NULL },
-	    { "service_code", SRC_SERVICE, "Purchase" },
-	    { "transaction_date", SRC_TIME, NULL } },
-	  { { "original_partner_reference_no", SRC_KEY, NULL } },
-	  "DUUUDNN" },
-	{ "CancelPurchase", "Purchase", "original_partner_reference_no", "original_partner_reference_no", NULL,
-	  { { "partner_reference_no", SRC_ORIGINAL, NULL },
-	    { "service_code", SRC_SERVICE, "Purchase" },
-	    { "transaction_date", SRC_ORIGINAL_TIME, NULL } },
-	  { { "original_partner_reference_no", SRC_ORIGINAL, NULL } },
-	  "NUUUNDN" },
-	{ "RefundPurchase", "Purchase", "partner_refund_no", "original_partner_reference_no", "refund_amount",
-	  { { "partner_reference_no", SRC_KEY, NULL } },
-	  { { "partner_reference_no", SRC_KEY, NULL }, { "type", SRC_CONST, "REFUND" } },
-	  "DUUUDNN" },
-};
-
-struct status_rpc {
-	const char *name;
-	const char *status_field; /* of the answer */
-};
-
-static const struct status_rpc status_rpcs[] = {
-	{ "GetPurchaseStatus", "latest_transaction_status" },
-	{ "GetTopUpStatus", "latest_transaction_status" },
-	{ "GetTransaction", "status" },
-};
 
 /* GetTransaction's status names, read as latestTransactionStatus codes. */
 static const struct {
@@ -96,54 +25,50 @@ static const struct {
 	{ "NOT_FOUND", STATUS_NOT_FOUND },
 };
 
-static const struct rule *rule_of(const char *method)
+static const reconcile_rule *(*lookup)(const char *method);
+
+void reconcile_rule_lookup(const reconcile_rule *(*rule_of)(const char *method))
 {
-	for (size_t i = 0; method != NULL && i < sizeof(rules) / sizeof(rules[0]); i++)
-		if (strcmp(rules[i].method, method) == 0)
-			return &rules[i];
-	return NULL;
+	lookup = rule_of;
 }
 
-static const struct status_rpc *status_rpc_of(const char *name)
+static const reconcile_rule *rule_of(const char *method)
 {
-	for (size_t i = 0; i < sizeof(status_rpcs) / sizeof(status_rpcs[0]); i++)
-		if (strcmp(status_rpcs[i].name, name) == 0)
-			return &status_rpcs[i];
-	return NULL;
+	return method != NULL && lookup != NULL ? lookup(method) : NULL;
 }
 
 const char *reconcile_key_field(const char *method)
 {
-	const struct rule *r = rule_of(method);
+	const reconcile_rule *r = rule_of(method);
 
 	return r != NULL ? r->key_field : NULL;
 }
 
 const char *reconcile_original_method(const char *method)
 {
-	const struct rule *r = rule_of(method);
+	const reconcile_rule *r = rule_of(method);
 
 	return r != NULL ? r->original_method : NULL;
 }
 
 bool reconcile_needs_original(const char *method)
 {
-	const struct rule *r = rule_of(method);
+	const reconcile_rule *r = rule_of(method);
 
-	for (size_t i = 0; r != NULL && i < PARAMS_MAX && r->params[i].src != SRC_NONE; i++)
-		if (r->params[i].src == SRC_ORIGINAL_TIME)
+	for (size_t i = 0; r != NULL && i < RECONCILE_PARAMS_MAX &&
+			   r->params[i].src != RECONCILE_SRC_NONE; i++)
+		if (r->params[i].src == RECONCILE_SRC_ORIGINAL_TIME)
 			return true;
 	return false;
 }
 
 const snap_endpoint *reconcile_status_endpoint(const char *method)
 {
-	const snap_endpoint *ep = rule_of(method) != NULL ? snap_endpoint_by_name(method) : NULL;
+	const reconcile_rule *r = rule_of(method);
 
-	if (ep == NULL || !(ep->flags & SNAP_EP_MONEY) || ep->status_rpc == NULL ||
-	    status_rpc_of(ep->status_rpc) == NULL)
+	if (r == NULL || r->ep == NULL || !(r->ep->flags & SNAP_EP_MONEY) || r->status_field == NULL)
 		return NULL;
-	return snap_endpoint_by_name(ep->status_rpc);
+	return r->status_ep;
 }
 
 /* ---- message fields by name ---- */
@@ -183,7 +108,7 @@ static const ProtobufCMessage *message_of(const ProtobufCMessage *m, const char 
 
 int reconcile_keys_of(const snap_endpoint *ep, const ProtobufCMessage *msg, reconcile_keys *out)
 {
-	const struct rule *r = ep != NULL ? rule_of(ep->name) : NULL;
+	const reconcile_rule *r = ep != NULL ? rule_of(ep->name) : NULL;
 	const ProtobufCMessage *amount;
 
 	memset(out, 0, sizeof(*out));
@@ -211,38 +136,40 @@ int reconcile_keys_of(const snap_endpoint *ep, const ProtobufCMessage *msg, reco
 
 /* ---- the status request ---- */
 
-/* The value a field_src names, "" when row has none. buf holds rendered values. */
-static const char *source(const struct field_src *fs, const store_row *row,
-			  const store_row *original, char buf[SNAP_TIMESTAMP_LEN + 1])
+/* The value a reconcile_field names, "" when row has none. buf holds rendered values. */
+static const char *source(const reconcile_rule *r, const reconcile_field *fs,
+			  const store_row *row, const store_row *original,
+			  char buf[SNAP_TIMESTAMP_LEN + 1])
 {
 	const snap_endpoint *ep;
 
 	switch (fs->src) {
-	case SRC_KEY:
+	case RECONCILE_SRC_KEY:
 		return row->partner_reference_no;
-	case SRC_ORIGINAL:
+	case RECONCILE_SRC_ORIGINAL:
 		return row->original_reference_no;
-	case SRC_EXTERNAL_ID:
+	case RECONCILE_SRC_EXTERNAL_ID:
 		return row->external_id;
-	case SRC_ORIGINAL_TIME:
+	case RECONCILE_SRC_ORIGINAL_TIME:
 		if (original != NULL && original->request_time[0] != '\0')
 			return original->request_time;
 		/* fall through */
-	case SRC_TIME:
+	case RECONCILE_SRC_TIME:
 		if (row->request_time[0] != '\0')
 			return row->request_time;
 		if (row->created_ms > 0 && snap_time_format((time_t)(row->created_ms / 1000), buf) == 0)
 			return buf;
 		return "";
-	case SRC_SERVICE:
-		ep = snap_endpoint_by_name(fs->arg);
+	case RECONCILE_SRC_SERVICE:
+	case RECONCILE_SRC_ORIGINAL_SERVICE:
+		ep = fs->src == RECONCILE_SRC_SERVICE ? r->ep : r->original_ep;
 		if (ep == NULL || ep->service_code < 0 || ep->service_code > 99)
 			return "";
 		snprintf(buf, SERVICE_LEN + 1, "%02d", ep->service_code);
 		return buf;
-	case SRC_CONST:
+	case RECONCILE_SRC_CONST:
 		return fs->arg;
-	case SRC_NONE:
+	case RECONCILE_SRC_NONE:
 		break;
 	}
 	return "";
@@ -251,7 +178,7 @@ static const char *source(const struct field_src *fs, const store_row *row,
 int reconcile_request(const store_row *row, const store_row *original, snap_arena *arena,
 		      const snap_endpoint **ep, ProtobufCMessage **out)
 {
-	const struct rule *r = row != NULL ? rule_of(row->method) : NULL;
+	const reconcile_rule *r = row != NULL ? rule_of(row->method) : NULL;
 	const snap_endpoint *sep = r != NULL ? reconcile_status_endpoint(row->method) : NULL;
 	ProtobufCMessage *m;
 
@@ -263,12 +190,12 @@ int reconcile_request(const store_row *row, const store_row *original, snap_aren
 	if (m == NULL)
 		return SNAP_ERR_NOMEM;
 	protobuf_c_message_init(sep->request, m);
-	for (size_t i = 0; i < PARAMS_MAX && r->params[i].src != SRC_NONE; i++) {
-		const struct field_src *p = &r->params[i];
+	for (size_t i = 0; i < RECONCILE_PARAMS_MAX && r->params[i].src != RECONCILE_SRC_NONE; i++) {
+		const reconcile_field *p = &r->params[i];
 		const ProtobufCFieldDescriptor *f =
 			field_of(sep->request, p->field, PROTOBUF_C_TYPE_STRING);
 		char buf[SNAP_TIMESTAMP_LEN + 1];
-		const char *v = source(p, row, original, buf);
+		const char *v = source(r, p, row, original, buf);
 		char *copy;
 
 		if (f == NULL)
@@ -329,9 +256,8 @@ enum store_state reconcile_read(const store_row *row, const reconcile_answer *a,
 				char detail[RECONCILE_DETAIL_MAX + 1])
 {
 	char unused[RECONCILE_DETAIL_MAX + 1];
-	const struct rule *r = rule_of(row->method);
+	const reconcile_rule *r = rule_of(row->method);
 	const snap_endpoint *sep = r != NULL ? reconcile_status_endpoint(row->method) : NULL;
-	const struct status_rpc *srpc = sep != NULL ? status_rpc_of(sep->name) : NULL;
 	const char *status;
 	snap_code code;
 	bool have_code;
@@ -339,7 +265,7 @@ enum store_state reconcile_read(const store_row *row, const reconcile_answer *a,
 
 	if (detail == NULL)
 		detail = unused;
-	if (srpc == NULL)
+	if (sep == NULL)
 		return say(detail, STORE_UNKNOWN, "%s does not move money", row->method);
 	if (a == NULL || a->http == 0)
 		return say(detail, STORE_UNKNOWN, "%s: no answer", sep->name);
@@ -352,16 +278,16 @@ enum store_state reconcile_read(const store_row *row, const reconcile_answer *a,
 			   sep->name, a->http, have_code ? code.text : "none");
 	if (a->msg == NULL || a->msg->descriptor != sep->response)
 		return say(detail, STORE_UNKNOWN, "%s %s: no readable answer", sep->name, code.text);
-	for (size_t i = 0; i < ECHOES_MAX && r->echoes[i].src != SRC_NONE; i++) {
+	for (size_t i = 0; i < RECONCILE_ECHOES_MAX && r->echoes[i].src != RECONCILE_SRC_NONE; i++) {
 		char buf[SNAP_TIMESTAMP_LEN + 1];
-		const char *want = source(&r->echoes[i], row, NULL, buf);
+		const char *want = source(r, &r->echoes[i], row, NULL, buf);
 		const char *got = string_of(a->msg, r->echoes[i].field);
 
 		if (got != NULL && got[0] != '\0' && strcmp(got, want) != 0)
 			return say(detail, STORE_UNKNOWN, "%s %s: answer has %s \"%.64s\", not \"%.64s\"",
 				   sep->name, code.text, r->echoes[i].field, got, want);
 	}
-	status = string_of(a->msg, srpc->status_field);
+	status = string_of(a->msg, r->status_field);
 	n = status != NULL ? status_code(status) : -1;
 	if (n < 0)
 		return say(detail, STORE_UNKNOWN, "%s %s: unknown status \"%.32s\"", sep->name,

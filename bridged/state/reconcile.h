@@ -1,7 +1,8 @@
 /* Reconciliation: the pure logic (no I/O) of learning from DOKU's status RPCs
  * whether a money-moving request that may have happened did happen.
  *
- * One table row per money-moving RPC says which request field is its journal
+ * The money rule of each money-moving RPC (reconcile_rule, held by its row of
+ * the RPC table, rpc/methods.c) says which request field is its journal
  * key, how to fill the request of its status RPC (snap_endpoint.status_rpc)
  * from the journal row, which fields of the answer must name the same
  * transaction, and what each latestTransactionStatus means for it:
@@ -36,6 +37,50 @@
 #define RECONCILE_BACKOFF_AGE_DIV 2u      /* the delay is at most half the row's age */
 #define RECONCILE_SETTLE_MS 60000         /* "not found" sooner than this after the intent is not trusted */
 #define RECONCILE_DETAIL_MAX STORE_DETAIL_MAX
+
+/* Where a value of a status request (or of an answer to check) comes from. */
+enum reconcile_src {
+	RECONCILE_SRC_NONE,          /* the end of a list */
+	RECONCILE_SRC_KEY,           /* row.partner_reference_no */
+	RECONCILE_SRC_ORIGINAL,      /* row.original_reference_no */
+	RECONCILE_SRC_EXTERNAL_ID,   /* row.external_id */
+	RECONCILE_SRC_TIME,          /* row.request_time */
+	RECONCILE_SRC_ORIGINAL_TIME, /* the original row's request_time, else row's */
+	RECONCILE_SRC_SERVICE,       /* the two-digit service code of the rule's endpoint */
+	RECONCILE_SRC_ORIGINAL_SERVICE, /* ... of the original's endpoint */
+	RECONCILE_SRC_CONST,         /* arg */
+};
+
+#define RECONCILE_PARAMS_MAX 3
+#define RECONCILE_ECHOES_MAX 2
+
+typedef struct reconcile_field {
+	const char *field;           /* a string field (proto name) */
+	enum reconcile_src src;
+	const char *arg;             /* RECONCILE_SRC_CONST */
+} reconcile_field;
+
+/* The money rule of one money-moving RPC: held by its row of the RPC table
+ * (rpc/methods.c), which fills the endpoints at start-up. */
+typedef struct reconcile_rule {
+	const char *key_field;       /* request fields: the idempotency key, */
+	const char *original_field;  /* the purchase it refers to (or NULL), */
+	const char *amount_field;    /* its Amount (or NULL) */
+	const char *original_method; /* the RPC whose row the original field names (or NULL) */
+	reconcile_field params[RECONCILE_PARAMS_MAX]; /* the status request */
+	reconcile_field echoes[RECONCILE_ECHOES_MAX]; /* answer fields that, when set, must match */
+	const char *verdict;         /* by status 00..06: 'D' DONE, 'N' NOT_DONE, 'U' UNKNOWN */
+	/* resolved by the RPC table */
+	const snap_endpoint *ep;          /* the money-moving endpoint */
+	const snap_endpoint *original_ep; /* original_method's endpoint, or NULL */
+	const snap_endpoint *status_ep;   /* its status RPC's endpoint */
+	const char *status_field;         /* the status answer's transaction status field */
+} reconcile_rule;
+
+/* The lookup of a money-moving method's rule by name (NULL: the method does
+ * not move money), handed in once by the RPC layer (methods_init): the rows
+ * of the journal name their method. */
+void reconcile_rule_lookup(const reconcile_rule *(*rule_of)(const char *method));
 
 /* The journal fields of a money-moving request; pointers into its message
  * ("" when the request has none). */

@@ -4,6 +4,7 @@
 #include <wolfssl/wolfcrypt/hash.h>
 
 #include "store.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -273,17 +274,6 @@ const char *store_strerror(int err)
 	if (err > 0 || (size_t)-err >= sizeof(texts) / sizeof(texts[0]))
 		return "unknown error";
 	return texts[-err];
-}
-
-/* snprintf into an error text: a long path or reason is cut, never overflows. */
-__attribute__((format(printf, 3, 4)))
-static void errtext(char *out, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(out, cap, fmt, ap);
-	va_end(ap);
 }
 
 static int64_t now_ms(void)
@@ -1217,27 +1207,27 @@ static int take_dir(store *st, const char *dir, char err[STORE_ERR_MAX])
 	struct stat sb;
 
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		errtext(err, STORE_ERR_MAX, "state directory %s: %s", dir, strerror(errno));
+		text_printf(err, STORE_ERR_MAX, "state directory %s: %s", dir, strerror(errno));
 		return STORE_ERR_IO;
 	}
 	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-		errtext(err, STORE_ERR_MAX, "state directory %s: not a directory", dir);
+		text_printf(err, STORE_ERR_MAX, "state directory %s: not a directory", dir);
 		return STORE_ERR_IO;
 	}
 	if (join_path(path, dir, STORE_LOCK_NAME) != 0) {
-		errtext(err, STORE_ERR_MAX, "state directory %s: path too long", dir);
+		text_printf(err, STORE_ERR_MAX, "state directory %s: path too long", dir);
 		return STORE_ERR_INVALID;
 	}
 	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (st->lock_fd < 0) {
-		errtext(err, STORE_ERR_MAX, "state directory %s: %s: %s", dir, STORE_LOCK_NAME,
+		text_printf(err, STORE_ERR_MAX, "state directory %s: %s: %s", dir, STORE_LOCK_NAME,
 			 strerror(errno));
 		return STORE_ERR_IO;
 	}
 	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		int e = errno;
 
-		errtext(err, STORE_ERR_MAX, "state directory %s is in use by another process (%s: %s)",
+		text_printf(err, STORE_ERR_MAX, "state directory %s is in use by another process (%s: %s)",
 			 dir, STORE_LOCK_NAME,
 			 e == EWOULDBLOCK ? "locked" : strerror(e));
 		return e == EWOULDBLOCK ? STORE_ERR_LOCKED : STORE_ERR_IO;
@@ -1248,7 +1238,7 @@ static int take_dir(store *st, const char *dir, char err[STORE_ERR_MAX])
 /* The text of the last error of db, as "sqlite message (code N)". */
 static void db_reason(sqlite3 *db, int rc, char *out, size_t cap)
 {
-	errtext(out, cap, "%s (sqlite %d)", db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
+	text_printf(out, cap, "%s (sqlite %d)", db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
 		 rc);
 }
 
@@ -1256,16 +1246,16 @@ static int refuse(int code, char err[STORE_ERR_MAX], const char *path, const cha
 {
 	switch (code) {
 	case STORE_ERR_CORRUPT:
-		errtext(err, STORE_ERR_MAX,
+		text_printf(err, STORE_ERR_MAX,
 			 "state database %s is corrupt: %s. Save what is readable with "
 			 "--export-journal, then restore a backup or move it away",
 			 path, why);
 		break;
 	case STORE_ERR_VERSION:
-		errtext(err, STORE_ERR_MAX, "state database %s: %s", path, why);
+		text_printf(err, STORE_ERR_MAX, "state database %s: %s", path, why);
 		break;
 	default:
-		errtext(err, STORE_ERR_MAX, "state database %s cannot be used: %s", path, why);
+		text_printf(err, STORE_ERR_MAX, "state database %s cannot be used: %s", path, why);
 		break;
 	}
 	return code;
@@ -1360,13 +1350,13 @@ static int db_schema(sqlite3 *db, const char *path, char err[STORE_ERR_MAX])
 	}
 	rc = db_int(db, "SELECT version FROM schema_version", &version);
 	if (rc != 0) {
-		errtext(why, sizeof(why),
+		text_printf(why, sizeof(why),
 			 "not a doku-bridge state database (no schema_version: %s)",
 			 sqlite3_errmsg(db));
 		return refuse(rc == STORE_ERR_CORRUPT ? rc : STORE_ERR_VERSION, err, path, why);
 	}
 	if (version != STORE_SCHEMA_VERSION) {
-		errtext(why, sizeof(why),
+		text_printf(why, sizeof(why),
 			 "schema version %" PRId64 ", but this doku-bridged knows version %d only",
 			 version, STORE_SCHEMA_VERSION);
 		return refuse(STORE_ERR_VERSION, err, path, why);
@@ -1432,7 +1422,7 @@ static int key_check(store *st, const char *path, char err[STORE_ERR_MAX])
 			sealed_open(st->key, KEY_CHECK_AD, sizeof(KEY_CHECK_AD) - 1, v, n, plain,
 				    sizeof(plain), &len) != 0 ||
 			len != sizeof(text) - 1 || memcmp(plain, text, len) != 0)) {
-		errtext(err, STORE_ERR_MAX,
+		text_printf(err, STORE_ERR_MAX,
 			 "state database %s was sealed with another key: its sessions cannot be "
 			 "opened with this one. Use the key it was written with, or move %s away "
 			 "to start afresh (its sessions are then lost; --export-journal saves the "
@@ -1537,12 +1527,12 @@ int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **
 	*out = NULL;
 	err[0] = '\0';
 	if (loop == NULL || state_dir == NULL || state_dir[0] == '\0') {
-		errtext(err, STORE_ERR_MAX, "store_open: no loop or no state directory");
+		text_printf(err, STORE_ERR_MAX, "store_open: no loop or no state directory");
 		return STORE_ERR_INVALID;
 	}
 	st = calloc(1, sizeof(*st));
 	if (st == NULL) {
-		errtext(err, STORE_ERR_MAX, "out of memory");
+		text_printf(err, STORE_ERR_MAX, "out of memory");
 		return STORE_ERR_NOMEM;
 	}
 	st->loop = loop;
@@ -1553,7 +1543,7 @@ int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **
 		goto out;
 	if (join_path(path, state_dir, STORE_DB_NAME) != 0) {
 		rc = STORE_ERR_INVALID;
-		errtext(err, STORE_ERR_MAX, "state directory %s: path too long", state_dir);
+		text_printf(err, STORE_ERR_MAX, "state directory %s: path too long", state_dir);
 		goto out;
 	}
 	rc = db_open(st, path, err);
@@ -1589,7 +1579,7 @@ int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **
 	st->async.data = st;
 	if (uv_thread_create(&st->thread, worker_main, st) != 0) {
 		/* the async handle is closed (and the store freed) by the loop */
-		errtext(err, STORE_ERR_MAX, "cannot start the store's worker thread");
+		text_printf(err, STORE_ERR_MAX, "cannot start the store's worker thread");
 		db_close(st);
 		st->closed_cb = NULL;
 		uv_close((uv_handle_t *)&st->async, on_closed);
@@ -1599,7 +1589,7 @@ int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **
 	return 0;
 out:
 	if (rc == STORE_ERR_NOMEM && err[0] == '\0')
-		errtext(err, STORE_ERR_MAX, "out of memory");
+		text_printf(err, STORE_ERR_MAX, "out of memory");
 	if (sync_made) {
 		uv_cond_destroy(&st->cond);
 		uv_mutex_destroy(&st->mu);
@@ -1960,20 +1950,20 @@ static int open_readonly(const char *path, sqlite3 **db, char name[STORE_PATH_MA
 
 	*db = NULL;
 	if (stat(path, &sb) != 0) {
-		errtext(why, cap, "%s: %s", path, strerror(errno));
+		text_printf(why, cap, "%s: %s", path, strerror(errno));
 		return STORE_ERR_IO;
 	}
 	if (S_ISDIR(sb.st_mode) ? join_path(name, path, STORE_DB_NAME) != 0
 				: snprintf(name, STORE_PATH_MAX, "%s", path) >= STORE_PATH_MAX) {
-		errtext(why, cap, "%s: path too long", path);
+		text_printf(why, cap, "%s: path too long", path);
 		return STORE_ERR_INVALID;
 	}
 	if (stat(name, &sb) != 0 || access(name, R_OK) != 0) {
-		errtext(why, cap, "%s: %s", name, strerror(errno));
+		text_printf(why, cap, "%s: %s", name, strerror(errno));
 		return STORE_ERR_IO;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		errtext(why, cap, "%s: not a regular file%s", name,
+		text_printf(why, cap, "%s: not a regular file%s", name,
 			S_ISDIR(sb.st_mode) ? " (a directory)" : "");
 		return STORE_ERR_IO;
 	}

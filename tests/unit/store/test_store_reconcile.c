@@ -1,4 +1,4 @@
-/* reconcile.c: status requests, reading answers, backoff. */
+/* reconcile.c with the RPC table's money rules: status requests, reading answers, backoff. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -13,6 +13,8 @@
 #include "doku/wallet/v1/wallet.pb-c.h"
 #include "reconcile.h"
 #include "snap_err.h"
+
+int methods_init(void); /* rpc/methods.h: the RPC table, whose rows hold the money rules */
 
 #define NOW_MS 1704078000000LL /* 2024-01-01T10:00:00+07:00 */
 #define LONG_AGO (NOW_MS - 10 * 60 * 1000)
@@ -492,6 +494,9 @@ static void test_backoff(void **state)
 
 int main(void)
 {
+	/* the money rules are the RPC table's: it hands them to reconcile.c */
+	if (methods_init() != 0)
+		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table_complete),
 		cmocka_unit_test(test_keys_of),
