@@ -1,0 +1,163 @@
+/* The interface a store backend implements; internal to the state layer
+ * (store.c and the backends include it; the rest of the daemon sees store.h).
+ *
+ * store.c is the generic part: the public API (store.h), the validation and
+ * copying of a request's inputs, the queue, the worker thread, the batching
+ * of the queued requests into one transaction, the sealing and opening of
+ * session tokens (sealed.h), the key check, the uv_async hand-back, close.
+ * A backend keeps the rows: its database, schema, statements, the checks at
+ * open, and the command line's verify and export. store_sqlite.c is the one
+ * backend (SQLite, <state_dir>/state.db).
+ *
+ * Threads. open, key_check_get/put and adopt_orphans run on the loop's
+ * thread in store_open, before the worker starts; then batch_begin, req_begin,
+ * exec, req_end, batch_commit and close run on the worker thread only, one at
+ * a time; verify and export_journal are called without a store (the command
+ * line). A backend never sees the sealing key: it stores and returns sealed
+ * bytes. */
+#ifndef DOKU_STATE_STORE_BACKEND_H
+#define DOKU_STATE_STORE_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sealed.h"
+#include "store_types.h"
+
+/* A sealed token longer than this is not one the store wrote: it does not open. */
+#define STORE_SEALED_TOKEN_MAX (STORE_TOKEN_MAX + SEALED_OVERHEAD)
+
+/* What a request asks; store.h's function of the same name says what it does. */
+enum store_op {
+	STORE_OP_SESSION_PUT, /* store_session_put */
+	STORE_OP_SESSION_GET, /* store_session_get */
+	STORE_OP_SESSION_DELETE,
+	STORE_OP_SESSION_LIST,
+	STORE_OP_INTENT,      /* store_journal_intent */
+	STORE_OP_OUTCOME,
+	STORE_OP_RECONCILED,
+	STORE_OP_GET,         /* store_journal_get */
+	STORE_OP_LIST,
+	STORE_OP_DUE,
+	STORE_OP_REISSUE,
+	STORE_OP_PRUNE,
+};
+
+/* A session as a backend keeps it: its name, the expiry times, and its two
+ * tokens sealed by store.c (sealed.h; AD profile NUL customer_ref NUL
+ * "access" / "refresh"). In results, access / refresh are malloc'd by the
+ * backend; NULL (len 0) when the stored value is empty or longer than
+ * STORE_SEALED_TOKEN_MAX (then it does not open: STORE_ERR_SEALED). */
+typedef struct store_sealed_session {
+	store_session_key key;
+	unsigned char *access, *refresh;
+	size_t access_len, refresh_len;
+	int64_t access_expiry, refresh_expiry; /* unix seconds */
+} store_sealed_session;
+
+/* One request, as a backend sees it.
+ *
+ * Ownership: store.c allocates the request (and, with it, rows[] and
+ * sealed[]) on the loop's thread, copies the caller's inputs into it, and
+ * frees it, with everything it points to (free(), tokens wiped first), after
+ * the callback. A backend reads the inputs, writes the results, and mallocs
+ * only what it hands back (row_blob; the sealed bytes of sealed[]): it never
+ * frees any of it, not even on an error. Nothing in a request outlives it;
+ * a backend keeps no pointer into one after exec returns. */
+typedef struct store_req {
+	enum store_op op;
+
+	/* ---- the inputs: set by store.c before the request is queued ---- */
+	/* journal fields: intent (all but id, times, outcome), outcome and
+	   reconciled (state, http_status, response_code, response_message,
+	   next_attempt_ms, detail), reissue (state: the state it must be in;
+	   external_id, request_time, body_sha256, amount, detail; http_status and
+	   response_code: DOKU's refusal of a PENDING attempt, 0: none), get (the
+	   key: profile, method, partner_reference_no, external_id), list (the
+	   filter: profile, customer_ref, state; "" or STORE_STATE_ANY: any) */
+	store_row in;
+	unsigned char *in_blob;     /* outcome: the response (in.response_len bytes); may be NULL */
+	int64_t id;                 /* outcome, reconciled, reissue: the row */
+	int64_t from_ms, to_ms;     /* list: created_ms in [from_ms, to_ms); 0: unbounded */
+	int64_t before_id;          /* list: rows with id < before_id; 0: from the newest */
+	int64_t before_ms;          /* prune: settled rows updated before this */
+	unsigned limit;             /* list, due: rows[] holds limit; prune: rows to delete at most */
+	store_session_key skey;     /* session get, delete: its name; list: after it ("": from the start) */
+	store_sealed_session put;   /* session put: the session, its tokens sealed (store.c's bytes) */
+
+	/* ---- the results: set by exec ---- */
+	/* id (intent), n_rows, next_before_id (list), next (session list: &next_key
+	   when another page follows), n_pruned. status, sessions and bad are
+	   store.c's: it sets status to exec's return and opens sealed[]. */
+	store_result res;
+	store_row *rows;            /* limit rows (get, intent: 1), allocated by store.c */
+	unsigned char *row_blob;    /* rows[0].response (get, intent's EXISTS): malloc'd by exec */
+	store_sealed_session *sealed; /* session get: 1, list: STORE_SESSION_PAGE, allocated by store.c */
+	size_t n_sealed;            /* the sessions exec put in sealed[], in key order */
+	store_session_key next_key; /* session list: the after of the next page */
+} store_req;
+
+/* A backend's own state (its database connection, statements, ...). */
+typedef struct store_backend store_backend;
+
+/* A backend. Every int function returns 0 or a negative STORE_ERR_*. */
+typedef struct store_backend_ops {
+	const char *name; /* "sqlite" */
+
+	/* ---- opening and closing ---- */
+
+	/* Open (creating it when missing) the database of state_dir, which
+	 * store.c has made and locked: check it (integrity, schema version; an
+	 * empty one gets the schema) and make it ready for exec. On an error,
+	 * err says what (naming the database) and *out is NULL. */
+	int (*open)(const char *state_dir, store_backend **out, char err[STORE_ERR_MAX]);
+
+	/* The database, for messages: "<state_dir>/state.db". */
+	const char *(*where)(const store_backend *b);
+
+	/* The key check: the known text store.c sealed with the first key the
+	 * database saw. get: *v (malloc'd, the caller frees) and *n, or
+	 * NOT_FOUND (err untouched); put: store it. Other errors set err. */
+	int (*key_check_get)(store_backend *b, unsigned char **v, size_t *n,
+			     char err[STORE_ERR_MAX]);
+	int (*key_check_put)(store_backend *b, const unsigned char *v, size_t n,
+			     char err[STORE_ERR_MAX]);
+
+	/* The store is about to serve, after the key check: the rows a daemon
+	 * that stopped left PENDING become UNKNOWN (store.h). err on an error. */
+	int (*adopt_orphans)(store_backend *b, char err[STORE_ERR_MAX]);
+
+	/* Close the database and free b (the worker's last step, or store_open
+	 * giving up). b may be NULL. */
+	void (*close)(store_backend *b);
+
+	/* ---- the worker: one transaction per batch, a savepoint per request ---- */
+
+	/* Begin the batch's transaction. On an error no request of it runs. */
+	int (*batch_begin)(store_backend *b);
+	/* A savepoint before one request; req_end(undo) rolls back to it when
+	 * the request failed, then releases it. */
+	int (*req_begin)(store_backend *b);
+	void (*req_end)(store_backend *b, bool undo);
+	/* Commit the batch (durably: a write's callback runs only after it); on
+	 * an error it is rolled back, and every request of it failed. */
+	int (*batch_commit)(store_backend *b);
+
+	/* Run request r (between req_begin and req_end): read r's inputs, write
+	 * its results; the return value is r's status. */
+	int (*exec)(store_backend *b, store_req *r);
+
+	/* ---- the command line (synchronous; no store, no key) ---- */
+
+	/* store_verify without its last line ("result: ..."), which store.c writes. */
+	int (*verify)(const char *path, FILE *report);
+	/* store_export_journal. */
+	int (*export_journal)(const char *path, FILE *out);
+} store_backend_ops;
+
+/* The backends. */
+const store_backend_ops *store_sqlite_backend(void); /* store_sqlite.c */
+
+#endif

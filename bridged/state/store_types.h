@@ -1,0 +1,125 @@
+/* The store's values, shared by store.h (the public API: include that one)
+ * and store_backend.h (the interface a backend implements): limits, error
+ * codes, journal states, rows, sessions, results, the completion callback.
+ * Their meaning is documented in store.h. */
+#ifndef DOKU_STATE_STORE_TYPES_H
+#define DOKU_STATE_STORE_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_DB_NAME "state.db"
+#define STORE_LOCK_NAME "state.lock"
+#define STORE_SCHEMA_VERSION 1
+
+#define STORE_PROFILE_MAX 64      /* bytes of a profile name */
+#define STORE_REF_MAX 64          /* bytes of a customer_ref */
+#define STORE_METHOD_MAX 32       /* bytes of an RPC name */
+#define STORE_PARTNER_REF_MAX 64  /* bytes of a partner reference */
+#define STORE_EXTERNAL_ID_MAX 36  /* digits of an X-EXTERNAL-ID */
+#define STORE_AMOUNT_MAX 24       /* bytes of an amount value ("10000.00") */
+#define STORE_CURRENCY_MAX 3
+#define STORE_SHA256_HEX 64
+#define STORE_TIME_MAX 40         /* bytes of request_time (ISO-8601) */
+#define STORE_CODE_MAX 16         /* bytes of a responseCode */
+#define STORE_MESSAGE_MAX 256     /* responseMessage, truncated to this */
+#define STORE_DETAIL_MAX 256      /* detail, truncated to this */
+#define STORE_RESPONSE_MAX (64u * 1024u) /* serialized response message */
+#define STORE_TOKEN_MAX 4096      /* bytes of one token */
+#define STORE_LIST_MAX 100        /* rows per list / due page */
+#define STORE_LIST_DEFAULT 50
+#define STORE_SESSION_PAGE 256    /* sessions per store_session_list page */
+#define STORE_PRUNE_MAX 10000u    /* journal rows one store_journal_prune deletes at most */
+#define STORE_BATCH_MAX 256       /* requests per transaction */
+#define STORE_QUEUE_MAX 16384     /* requests queued; more are refused (BUSY) */
+#define STORE_ERR_MAX 512         /* size of an error text buffer */
+
+enum store_err {
+	STORE_ERR_NOMEM = -1,
+	STORE_ERR_INVALID = -2,    /* bad argument (a field missing or over its limit) */
+	STORE_ERR_IO = -3,         /* the database could not be opened, read or written */
+	STORE_ERR_CORRUPT = -4,    /* the database (or a row of it) is malformed */
+	STORE_ERR_VERSION = -5,    /* not a doku-bridge database, or a newer schema */
+	STORE_ERR_KEY = -6,        /* the sealing key is not the one the database was sealed with */
+	STORE_ERR_LOCKED = -7,     /* another process holds the state directory */
+	STORE_ERR_NOT_FOUND = -8,
+	STORE_ERR_EXISTS = -9,     /* intent: the key is journaled; the result holds that row */
+	STORE_ERR_DUPLICATE = -10, /* intent: the X-EXTERNAL-ID is journaled already */
+	STORE_ERR_STATE = -11,     /* the row is not in a state that allows the change */
+	STORE_ERR_SEALED = -12,    /* a sealed token did not open: wrong key or tampered row */
+	STORE_ERR_NO_KEY = -13,    /* a session request to a store opened without a key */
+	STORE_ERR_CLOSED = -14,    /* the store is closing */
+	STORE_ERR_BUSY = -15,      /* STORE_QUEUE_MAX requests are queued */
+	STORE_ERR_TOO_BIG = -16,   /* a response or token over its limit */
+};
+
+enum store_state {
+	STORE_STATE_ANY = 0, /* list filter: any state */
+	STORE_PENDING,
+	STORE_DONE,
+	STORE_NOT_DONE,
+	STORE_UNKNOWN,
+};
+
+/* One journal row. */
+typedef struct store_row {
+	int64_t id;
+	int64_t created_ms, updated_ms; /* unix time in milliseconds */
+	char method[STORE_METHOD_MAX + 1];      /* the RPC name, "Purchase" */
+	char profile[STORE_PROFILE_MAX + 1];
+	char customer_ref[STORE_REF_MAX + 1];
+	char partner_reference_no[STORE_PARTNER_REF_MAX + 1]; /* the request's idempotency key */
+	char original_reference_no[STORE_PARTNER_REF_MAX + 1]; /* Cancel/Refund: the purchase */
+	char external_id[STORE_EXTERNAL_ID_MAX + 1];
+	char amount_value[STORE_AMOUNT_MAX + 1];
+	char amount_currency[STORE_CURRENCY_MAX + 1];
+	char body_sha256[STORE_SHA256_HEX + 1]; /* lowercase hex of the body sent */
+	char request_time[STORE_TIME_MAX + 1];  /* the X-TIMESTAMP it was sent with */
+	enum store_state state;
+	unsigned http_status;                   /* 0: no answer */
+	char response_code[STORE_CODE_MAX + 1];
+	char response_message[STORE_MESSAGE_MAX + 1];
+	const unsigned char *response;          /* the serialized response message; NULL in lists */
+	size_t response_len;
+	unsigned attempts;                      /* reconciliation attempts made */
+	int64_t next_attempt_ms;                /* UNKNOWN: when to ask DOKU next */
+	char detail[STORE_DETAIL_MAX + 1];      /* how the outcome became known */
+} store_row;
+
+/* A customer session. In results every pointer is the store's. */
+typedef struct store_session {
+	const char *profile;
+	const char *customer_ref;
+	const char *access_token;  /* NUL-terminated; at most STORE_TOKEN_MAX */
+	size_t access_len;
+	int64_t access_expiry;     /* unix seconds */
+	const char *refresh_token; /* may be empty */
+	size_t refresh_len;
+	int64_t refresh_expiry;
+} store_session;
+
+/* A session's name, for rows that did not open and for paging. */
+typedef struct store_session_key {
+	char profile[STORE_PROFILE_MAX + 1];
+	char customer_ref[STORE_REF_MAX + 1];
+} store_session_key;
+
+/* What a request ended with. Only the members its request names are set. */
+typedef struct store_result {
+	int status;                       /* 0 or enum store_err */
+	int64_t id;                       /* intent: the new row's id */
+	const store_row *rows;            /* get, intent's EXISTS: 1 row (with response);
+					     list, due: n_rows rows (without) */
+	size_t n_rows;
+	int64_t next_before_id;           /* list: before_id of the next page; 0: last page */
+	const store_session *sessions;    /* session get: 1; session list: n_sessions */
+	size_t n_sessions;
+	const store_session_key *bad;     /* session get/list: rows that did not open */
+	size_t n_bad;
+	const store_session_key *next;    /* session list: after of the next page; NULL: last */
+	unsigned n_pruned;                /* prune: journal rows deleted */
+} store_result;
+
+typedef void (*store_cb)(const store_result *res, void *data);
+
+#endif
