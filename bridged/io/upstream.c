@@ -248,6 +248,21 @@ static int req_resend(upstream *u, up_req *r)
 	return 0;
 }
 
+/* The counters' failure class of an exchange that ended with status. */
+static enum counters_up_failure failure_class(int status)
+{
+	switch ((enum up_status)status) {
+	case UP_OK: return COUNTERS_UP_ANSWERED;
+	case UP_ERR_CONNECT: return COUNTERS_UP_CONNECT;
+	case UP_ERR_TIMEOUT: return COUNTERS_UP_TIMEOUT;
+	case UP_ERR_IO: return COUNTERS_UP_IO;
+	case UP_ERR_TOO_BIG: return COUNTERS_UP_TOO_BIG;
+	case UP_ERR_INTERNAL: return COUNTERS_UP_INTERNAL;
+	case UP_ERR_CANCELLED: return COUNTERS_UP_CANCELLED;
+	}
+	return COUNTERS_UP_INTERNAL; /* not an enum up_status */
+}
+
 static void req_finish(upstream *u, up_req *r, CURLcode cc)
 {
 	CURL *e = r->easy;
@@ -289,8 +304,7 @@ static void req_finish(upstream *u, up_req *r, CURLcode cc)
 		snprintf(r->error, sizeof(r->error), "%s", curl_easy_strerror(cc));
 	if (cc != CURLE_OK)
 		r->http = 0;
-	/* enum up_status -1 .. -6 are the failure classes of counters.h, in order */
-	counters_upstream(r->status == UP_OK ? COUNTERS_UP_ANSWERED : (unsigned)-r->status, r->http);
+	counters_upstream(failure_class(r->status), r->http);
 	r->done(r);
 }
 

@@ -59,7 +59,7 @@
 #include <curl/curl.h>
 #include <uv.h>
 
-#include "counters.h"
+#include "doku_err.h"
 #include "snap_arena.h"
 #include "snap_buf.h"
 
@@ -73,17 +73,16 @@
 typedef struct upstream upstream;
 typedef struct up_req up_req;
 
+/* How an exchange ended: 0, or a named subset of enum doku_err (doku_err.h). */
 enum up_status {
-	UP_OK = 0,             /* an HTTP answer arrived (any status): see http */
-	UP_ERR_CONNECT = -1,   /* failed before the request was sent */
-	UP_ERR_TIMEOUT = -2,   /* the request's deadline passed */
-	UP_ERR_IO = -3,        /* the connection failed (dropped, reset, bad TLS...) */
-	UP_ERR_TOO_BIG = -4,   /* the response was over UP_RESPONSE_MAX */
-	UP_ERR_INTERNAL = -5,  /* curl refused the request */
-	UP_ERR_CANCELLED = -6, /* upstream_cancel */
+	UP_OK = DOKU_OK,                       /* an HTTP answer arrived (any status): see http */
+	UP_ERR_CONNECT = DOKU_ERR_CONNECT,     /* failed before the request was sent */
+	UP_ERR_TIMEOUT = DOKU_ERR_TIMEOUT,     /* the request's deadline passed */
+	UP_ERR_IO = DOKU_ERR_IO,               /* the connection failed (dropped, reset, bad TLS...) */
+	UP_ERR_TOO_BIG = DOKU_ERR_TOO_BIG,     /* the response was over UP_RESPONSE_MAX */
+	UP_ERR_INTERNAL = DOKU_ERR_INTERNAL,   /* curl refused the request */
+	UP_ERR_CANCELLED = DOKU_ERR_CANCELLED, /* upstream_cancel */
 };
-
-_Static_assert((int)COUNTERS_UP_CANCELLED == -(int)UP_ERR_CANCELLED, "counters.h lists the failures in order");
 
 typedef void (*up_done_fn)(up_req *r);
 

@@ -15,6 +15,7 @@
 #include "bridge.h"
 #include "counters.h"
 #include "doku/bridge/v1/bridge.pb-c.h"
+#include "doku_err.h"
 #include "local.h"
 #include "clock.h"
 #include "log.h"
@@ -590,6 +591,8 @@ static void token_refused(call *c, const tok_result *r)
 	     "DOKU refused the token request: %s", r != NULL ? r->response_message : "-");
 }
 
+/* A token request failed: err (an enum tok_err value of the daemon's error
+ * space, doku_err.h) -> the call's code and status text. */
 static void fail_token(call *c, int err, const tok_result *r)
 {
 	if (r != NULL) {
@@ -599,23 +602,23 @@ static void fail_token(call *c, int err, const tok_result *r)
 			snap_arena_strndup(&c->arena, r->response_message, strlen(r->response_message));
 	}
 	switch (err) {
-	case TOK_ERR_NO_SESSION:
+	case DOKU_ERR_NO_SESSION:
 		fail(c, CODE(FAILED_PRECONDITION),
 		     "no customer session \"%s\" in profile %s (open one with OpenCustomerSession)", c->ref,
 		     c->prof->name);
 		return;
-	case TOK_ERR_LIMIT:
+	case DOKU_ERR_LIMIT:
 		fail(c, CODE(RESOURCE_EXHAUSTED), "too many customer sessions (max_customer_sessions)");
 		return;
-	case TOK_ERR_REFUSED:
+	case DOKU_ERR_REFUSED:
 		token_refused(c, r);
 		return;
-	case TOK_ERR_UNAVAILABLE:
-	case TOK_ERR_TIMEOUT:
+	case DOKU_ERR_UNAVAILABLE:
+	case DOKU_ERR_TIMEOUT:
 		fail(c, CODE(UNAVAILABLE), "the access token could not be fetched (%s)",
 		     r != NULL ? r->response_message : "-");
 		return;
-	default:
+	default: /* DOKU_ERR_INTERNAL */
 		fail(c, CODE(INTERNAL), "token handling failed");
 		return;
 	}

@@ -2,6 +2,7 @@
 #include "outcome.h"
 
 #include "doku/bridge/v1/bridge.pb-c.h"
+#include "doku_err.h"
 #include "upstream.h"
 
 #define C(x) DOKU__BRIDGE__V1__CODE__##x
@@ -33,26 +34,26 @@ void outcome_map(const struct outcome_in *in, struct outcome_out *out)
 {
 	int http;
 
-	switch (in->transport) {
-	case UP_OK:
+	switch (in->transport) { /* an enum up_status: values of doku_err.h */
+	case DOKU_OK:
 		break;
-	case UP_ERR_CANCELLED:
+	case DOKU_ERR_CANCELLED:
 		out->code = C(CANCELLED);
 		out->outcome = in->sent ? O(UNKNOWN) : O(NOT_DONE);
 		return;
-	case UP_ERR_TIMEOUT:
+	case DOKU_ERR_TIMEOUT:
 		out->code = C(DEADLINE_EXCEEDED);
 		out->outcome = in->sent ? O(UNKNOWN) : O(NOT_DONE);
 		return;
-	case UP_ERR_TOO_BIG:
+	case DOKU_ERR_TOO_BIG:
 		out->code = C(INTERNAL);
 		out->outcome = O(UNKNOWN);
 		return;
-	case UP_ERR_INTERNAL:
+	case DOKU_ERR_INTERNAL:
 		out->code = C(INTERNAL);
 		out->outcome = O(NOT_DONE);
 		return;
-	default: /* UP_ERR_CONNECT, UP_ERR_IO */
+	default: /* DOKU_ERR_CONNECT, DOKU_ERR_IO */
 		out->code = C(UNAVAILABLE);
 		out->outcome = in->sent ? O(UNKNOWN) : O(NOT_DONE);
 		return;

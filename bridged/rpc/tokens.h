@@ -18,6 +18,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "doku_err.h"
 #include "list.h"
 #include "snap_endpoint.h"
 #include "store.h"
@@ -37,13 +38,16 @@ typedef struct tokens tokens;
 typedef struct tok_profile tok_profile;
 typedef struct tok_wait tok_wait;
 
+/* The failures of token requests: a named subset of enum doku_err (doku_err.h). */
 enum tok_err {
-	TOK_ERR_UNAVAILABLE = -1, /* the token endpoint could not be reached, or failed (5xx) */
-	TOK_ERR_REFUSED = -2,     /* DOKU refused the token request (4xx): see response_code */
-	TOK_ERR_NO_SESSION = -3,  /* no such customer session, or it expired */
-	TOK_ERR_LIMIT = -4,       /* max_customer_sessions reached */
-	TOK_ERR_INTERNAL = -5,
-	TOK_ERR_TIMEOUT = -6,     /* the token request timed out */
+	/* the token endpoint could not be reached, or failed (5xx) */
+	TOK_ERR_UNAVAILABLE = DOKU_ERR_UNAVAILABLE,
+	/* DOKU refused the token request (4xx): see response_code */
+	TOK_ERR_REFUSED = DOKU_ERR_REFUSED,
+	TOK_ERR_NO_SESSION = DOKU_ERR_NO_SESSION,   /* no such customer session, or it expired */
+	TOK_ERR_LIMIT = DOKU_ERR_LIMIT,             /* max_customer_sessions reached */
+	TOK_ERR_INTERNAL = DOKU_ERR_INTERNAL,
+	TOK_ERR_TIMEOUT = DOKU_ERR_TIMEOUT,         /* the token request timed out */
 };
 
 /* What a token request ended with (no token in it). */

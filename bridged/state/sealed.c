@@ -287,6 +287,6 @@ const char *sealed_strerror(int err)
 	case SEALED_ERR_KEYFILE:
 		return "unusable key file";
 	default:
-		return "unknown error";
+		return doku_strerror(err); /* not sealing's: the shared text */
 	}
 }

@@ -20,6 +20,8 @@
 
 #include <stddef.h>
 
+#include "doku_err.h"
+
 #define SEALED_KEY_LEN 32
 #define SEALED_NONCE_LEN 12
 #define SEALED_TAG_LEN 16
@@ -30,13 +32,17 @@
 #define SEALED_KEY_FILE_MAX 128u       /* a longer key file is refused */
 #define SEALED_ERR_MAX 256             /* size of an error text buffer */
 
+/* Sealing's failures: a named subset of enum doku_err (doku_err.h). */
 enum sealed_err {
-	SEALED_ERR_NOMEM = -1,
-	SEALED_ERR_INVALID = -2, /* bad argument, or not a sealed value (short, unknown version) */
-	SEALED_ERR_TOO_BIG = -3, /* input over SEALED_PLAIN_MAX / SEALED_AD_MAX, or output too small */
-	SEALED_ERR_CRYPTO = -4,  /* wolfCrypt failed (RNG, AES) */
-	SEALED_ERR_AUTH = -5,    /* did not open: wrong key, or the value or its AD was changed */
-	SEALED_ERR_KEYFILE = -6, /* key file missing, unreadable, refused or malformed */
+	SEALED_ERR_NOMEM = DOKU_ERR_NOMEM,
+	/* bad argument, or not a sealed value (short, unknown version) */
+	SEALED_ERR_INVALID = DOKU_ERR_INVALID,
+	/* input over SEALED_PLAIN_MAX / SEALED_AD_MAX, or output too small */
+	SEALED_ERR_TOO_BIG = DOKU_ERR_TOO_BIG,
+	SEALED_ERR_CRYPTO = DOKU_ERR_CRYPTO,   /* wolfCrypt failed (RNG, AES) */
+	/* did not open: wrong key, or the value or its AD was changed */
+	SEALED_ERR_AUTH = DOKU_ERR_AUTH,
+	SEALED_ERR_KEYFILE = DOKU_ERR_KEYFILE, /* key file missing, unreadable, refused or malformed */
 };
 
 typedef struct sealed_key sealed_key;
@@ -76,7 +82,8 @@ int sealed_seal(sealed_key *k, const void *ad, size_t ad_len, const void *plain,
 int sealed_open(sealed_key *k, const void *ad, size_t ad_len, const unsigned char *in,
 		size_t in_len, unsigned char *plain, size_t plain_cap, size_t *plain_len);
 
-/* A static text for an error code. */
+/* A static text for an error code: sealing's own for its members,
+ * doku_strerror's for any other value. */
 const char *sealed_strerror(int err);
 
 #endif

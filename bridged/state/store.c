@@ -82,29 +82,26 @@ const char *store_state_name(enum store_state s)
 
 const char *store_strerror(int err)
 {
-	static const char *const texts[] = {
-		"ok",
-		"out of memory",
-		"invalid argument",
-		"database I/O error",
-		"database corrupt",
-		"not a doku-bridge database of a known schema version",
-		"the sealing key does not match the database",
-		"state directory locked by another process",
-		"not found",
-		"already journaled",
-		"X-EXTERNAL-ID already journaled",
-		"not allowed in the row's state",
-		"sealed token does not open: wrong key or tampered row",
-		"no sealing key: sessions are not stored",
-		"store closing",
-		"too many requests queued",
-		"too big",
-	};
-
-	if (err > 0 || (size_t)-err >= sizeof(texts) / sizeof(texts[0]))
-		return "unknown error";
-	return texts[-err];
+	switch (err) {
+	case 0: return "ok";
+	case STORE_ERR_NOMEM: return "out of memory";
+	case STORE_ERR_INVALID: return "invalid argument";
+	case STORE_ERR_IO: return "database I/O error";
+	case STORE_ERR_CORRUPT: return "database corrupt";
+	case STORE_ERR_VERSION: return "not a doku-bridge database of a known schema version";
+	case STORE_ERR_KEY: return "the sealing key does not match the database";
+	case STORE_ERR_LOCKED: return "state directory locked by another process";
+	case STORE_ERR_NOT_FOUND: return "not found";
+	case STORE_ERR_EXISTS: return "already journaled";
+	case STORE_ERR_DUPLICATE: return "X-EXTERNAL-ID already journaled";
+	case STORE_ERR_STATE: return "not allowed in the row's state";
+	case STORE_ERR_SEALED: return "sealed token does not open: wrong key or tampered row";
+	case STORE_ERR_NO_KEY: return "no sealing key: sessions are not stored";
+	case STORE_ERR_CLOSED: return "store closing";
+	case STORE_ERR_BUSY: return "too many requests queued";
+	case STORE_ERR_TOO_BIG: return "too big";
+	default: return doku_strerror(err); /* not the store's: the shared text */
+	}
 }
 
 /* Copy src (NULL: "") into dst[cap]; INVALID when it does not fit, or is

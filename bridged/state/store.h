@@ -197,7 +197,8 @@ int store_body_digest(const void *body, size_t len, char hex[STORE_SHA256_HEX + 
 /* "PENDING", "DONE", "NOT_DONE", "UNKNOWN"; "ANY" for 0. */
 const char *store_state_name(enum store_state s);
 
-/* A static text for an error code. */
+/* A static text for an error code: the store's own for its members,
+ * doku_strerror's for any other value. */
 const char *store_strerror(int err);
 
 /* ---- the command line (synchronous; no loop, no key) ---- */

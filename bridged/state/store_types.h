@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "doku_err.h"
+
 #define STORE_DB_NAME "state.db"
 #define STORE_LOCK_NAME "state.lock"
 #define STORE_SCHEMA_VERSION 1
@@ -34,23 +36,24 @@
 #define STORE_QUEUE_MAX 16384     /* requests queued; more are refused (BUSY) */
 #define STORE_ERR_MAX 512         /* size of an error text buffer */
 
+/* The store's failures: a named subset of enum doku_err (doku_err.h). */
 enum store_err {
-	STORE_ERR_NOMEM = -1,
-	STORE_ERR_INVALID = -2,    /* bad argument (a field missing or over its limit) */
-	STORE_ERR_IO = -3,         /* the database could not be opened, read or written */
-	STORE_ERR_CORRUPT = -4,    /* the database (or a row of it) is malformed */
-	STORE_ERR_VERSION = -5,    /* not a doku-bridge database, or a newer schema */
-	STORE_ERR_KEY = -6,        /* the sealing key is not the one the database was sealed with */
-	STORE_ERR_LOCKED = -7,     /* another process holds the state directory */
-	STORE_ERR_NOT_FOUND = -8,
-	STORE_ERR_EXISTS = -9,     /* intent: the key is journaled; the result holds that row */
-	STORE_ERR_DUPLICATE = -10, /* intent: the X-EXTERNAL-ID is journaled already */
-	STORE_ERR_STATE = -11,     /* the row is not in a state that allows the change */
-	STORE_ERR_SEALED = -12,    /* a sealed token did not open: wrong key or tampered row */
-	STORE_ERR_NO_KEY = -13,    /* a session request to a store opened without a key */
-	STORE_ERR_CLOSED = -14,    /* the store is closing */
-	STORE_ERR_BUSY = -15,      /* STORE_QUEUE_MAX requests are queued */
-	STORE_ERR_TOO_BIG = -16,   /* a response or token over its limit */
+	STORE_ERR_NOMEM = DOKU_ERR_NOMEM,
+	STORE_ERR_INVALID = DOKU_ERR_INVALID,     /* bad argument (a field missing or over its limit) */
+	STORE_ERR_IO = DOKU_ERR_IO,               /* the database could not be opened, read or written */
+	STORE_ERR_CORRUPT = DOKU_ERR_CORRUPT,     /* the database (or a row of it) is malformed */
+	STORE_ERR_VERSION = DOKU_ERR_VERSION,     /* not a doku-bridge database, or a newer schema */
+	STORE_ERR_KEY = DOKU_ERR_WRONG_KEY,       /* the sealing key is not the database's */
+	STORE_ERR_LOCKED = DOKU_ERR_LOCKED,       /* another process holds the state directory */
+	STORE_ERR_NOT_FOUND = DOKU_ERR_NOT_FOUND,
+	STORE_ERR_EXISTS = DOKU_ERR_EXISTS,       /* intent: the key is journaled; res holds that row */
+	STORE_ERR_DUPLICATE = DOKU_ERR_DUPLICATE, /* intent: the X-EXTERNAL-ID is journaled already */
+	STORE_ERR_STATE = DOKU_ERR_STATE,         /* the row is not in a state that allows the change */
+	STORE_ERR_SEALED = DOKU_ERR_SEALED,       /* a sealed token did not open: wrong key, tampered row */
+	STORE_ERR_NO_KEY = DOKU_ERR_NO_KEY,       /* a session request to a store opened without a key */
+	STORE_ERR_CLOSED = DOKU_ERR_CLOSED,       /* the store is closing */
+	STORE_ERR_BUSY = DOKU_ERR_BUSY,           /* STORE_QUEUE_MAX requests are queued */
+	STORE_ERR_TOO_BIG = DOKU_ERR_TOO_BIG,     /* a response or token over its limit */
 };
 
 enum store_state {
