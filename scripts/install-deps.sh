@@ -11,6 +11,9 @@ packages=(
   python3 python3-protobuf python3-pytest python3-venv python3-setuptools python3-pip
   openssl ca-certificates curl procps jq
   dpkg-dev file systemd shellcheck
+  # the sidecar image and its test (packaging/container/podman.sh): podman with
+  # runc, the base made with mmdebstrap (no registry)
+  podman runc conmon golang-github-containers-common mmdebstrap debian-archive-keyring
 )
 
 missing=()

@@ -3,5 +3,5 @@
 set -euo pipefail
 command -v shellcheck >/dev/null || { echo "SKIP: shellcheck is not installed"; exit 77; }
 cd "$1"
-shellcheck container/entrypoint.sh debian/postinst debian/prerm debian/postrm tests/*.sh
+shellcheck container/entrypoint.sh container/podman.sh debian/postinst debian/prerm debian/postrm tests/*.sh
 echo "PASS"
