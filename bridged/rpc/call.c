@@ -372,15 +372,21 @@ static void park(call *c)
 	}
 }
 
+/* The result is final: no deadline any more, and an outcome for every code. */
+static void settle(call *c)
+{
+	if (c->timer_init)
+		uv_timer_stop(&c->timer);
+	if (c->outcome == OUT(UNSPECIFIED))
+		c->outcome = c->code == CODE(OK) ? OUT(DONE) : OUT(NOT_DONE);
+}
+
 /* REPLIED: count, log, hand the result to the owner, free. */
 static void finish(call *c)
 {
 	struct bridge *b = c->b;
 
-	if (c->timer_init)
-		uv_timer_stop(&c->timer);
-	if (c->outcome == OUT(UNSPECIFIED))
-		c->outcome = c->code == CODE(OK) ? OUT(DONE) : OUT(NOT_DONE);
+	settle(c);
 	add_unknown_advice(c);
 	counters_call(c->m != NULL ? (int)c->m->index : -1, c->code, c->outcome,
 		      clock_mono_us() - c->start_us);
@@ -434,10 +440,7 @@ static bool record_outcome(call *c)
 	size_t n;
 
 	c->recorded = true;
-	if (c->timer_init)
-		uv_timer_stop(&c->timer);
-	if (c->outcome == OUT(UNSPECIFIED))
-		c->outcome = c->code == CODE(OK) ? OUT(DONE) : OUT(NOT_DONE);
+	settle(c);
 	o.state = state_of_outcome(c->outcome);
 	o.http_status = c->http;
 	o.response_code = c->response_code;

@@ -28,6 +28,13 @@
 #define PAGE_TOKEN_MAX 24
 #define LIST_MAX 500u          /* ListOperations page_size cap (proto) */
 
+/* The handler cannot allocate its answer. */
+static void out_of_memory(local_call *c)
+{
+	text_printf(c->status, c->status_cap, "out of memory");
+	c->done(c, CODE(RESOURCE_EXHAUSTED), NULL);
+}
+
 /* ---- customer sessions ------------------------------------------------------------------ */
 
 void local_close_session(local_call *c)
@@ -35,8 +42,7 @@ void local_close_session(local_call *c)
 	Doku__Wallet__V1__CloseCustomerSessionResponse *r = snap_arena_alloc(c->arena, sizeof(*r));
 
 	if (r == NULL) {
-		text_printf(c->status, c->status_cap, "out of memory");
-		c->done(c, CODE(RESOURCE_EXHAUSTED), NULL);
+		out_of_memory(c);
 		return;
 	}
 	doku__wallet__v1__close_customer_session_response__init(r);
@@ -68,12 +74,6 @@ ProtobufCMessage *local_session_opened(snap_arena *arena, const tok_result *r)
 }
 
 /* ---- Health, Metrics -------------------------------------------------------------------- */
-
-static void out_of_memory(local_call *c)
-{
-	text_printf(c->status, c->status_cap, "out of memory");
-	c->done(c, CODE(RESOURCE_EXHAUSTED), NULL);
-}
 
 void local_health(local_call *c)
 {

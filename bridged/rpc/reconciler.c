@@ -121,7 +121,7 @@ static void record(struct query *q, enum store_state st, int64_t next_ms, const 
 	reconciler *j = q->j;
 	int rc;
 
-	log_msg(st == STORE_UNKNOWN ? LOG_LVL_INFO : LOG_LVL_INFO,
+	log_msg(LOG_LVL_INFO,
 		"reconcile: row=%" PRId64 " method=%s profile=%s ref=%s ext_id=%s attempt=%u -> %s (%s)",
 		q->row.id, q->row.method, q->row.profile, q->row.partner_reference_no,
 		q->row.external_id, q->row.attempts + 1, store_state_name(st), detail);

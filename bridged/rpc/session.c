@@ -75,11 +75,29 @@ static void on_call_done(call *c, void *data)
 	conn_release(s->conn);
 }
 
+/* The link of call c (id) in its arena, holding a call on the connection;
+ * joined: in the session's calls (else answered at once without joining). */
+static struct link *link_call(struct session *s, call *c, uint64_t id, bool joined)
+{
+	struct link *l = snap_arena_alloc(call_arena(c), sizeof(*l));
+
+	if (l == NULL)
+		return NULL;
+	l->s = s;
+	l->call = c;
+	l->id = id;
+	list_node_init(&l->node);
+	if (joined)
+		list_add_tail(&s->calls, &l->node);
+	conn_hold(s->conn);
+	return l;
+}
+
 /* A call answered at once, without joining the session's calls (its id is unreadable or taken). */
 static void refuse(struct session *s, call *c, uint64_t id, const char *log_name, int code,
 		   const char *status)
 {
-	struct link *l = snap_arena_alloc(call_arena(c), sizeof(*l));
+	struct link *l = link_call(s, c, id, false);
 	const peer *pr = conn_peer(s->conn);
 	admission a;
 
@@ -92,11 +110,6 @@ static void refuse(struct session *s, call *c, uint64_t id, const char *log_name
 	a.customer_ref = "";
 	snprintf(a.status, sizeof(a.status), "%s", status);
 	snprintf(a.log_name, sizeof(a.log_name), "%s", log_name);
-	list_node_init(&l->node);
-	l->s = s;
-	l->call = c;
-	l->id = id;
-	conn_hold(s->conn);
 	call_start(c, &a, id, pr->uid, conn_number(s->conn), on_call_done, l);
 }
 
@@ -135,16 +148,11 @@ static void on_frame_end(void *user, void *frame)
 		refuse(s, c, env->id, name, CODE(INVALID_ARGUMENT), why);
 		return;
 	}
-	l = snap_arena_alloc(call_arena(c), sizeof(*l));
+	l = link_call(s, c, env->id, true);
 	if (l == NULL) {
 		call_discard(c);
 		return;
 	}
-	l->s = s;
-	l->call = c;
-	l->id = env->id;
-	list_add_tail(&s->calls, &l->node);
-	conn_hold(s->conn);
 	admit(call_arena(c), env, pr, s->b->cfg, &a);
 	call_start(c, &a, env->id, pr->uid, conn_number(s->conn), on_call_done, l);
 }
