@@ -298,7 +298,7 @@ int counters_render(const counters_gauges *g, const counters_labels *l, snap_buf
 	PUT("# HELP doku_bridge_connections_refused_total Caller connections closed at once (max_connections).\n"
 	    "# TYPE doku_bridge_connections_refused_total counter\n"
 	    "doku_bridge_connections_refused_total %llu\n", (unsigned long long)g->refused);
-	PUT("# HELP doku_bridge_calls_in_flight Calls being served (detached ones included).\n"
+	PUT("# HELP doku_bridge_calls_in_flight Callers' calls being served (detached ones included; not the reconciler's queries).\n"
 	    "# TYPE doku_bridge_calls_in_flight gauge\n"
 	    "doku_bridge_calls_in_flight %u\n", g->calls_in_flight);
 	if (rc == 0)

@@ -158,7 +158,7 @@ static void finish_shutdown(void)
 
 static void drain_check(struct bridge *b)
 {
-	if (b->calls_in_flight == 0 && server_connections(b->srv) == 0)
+	if (b->calls_in_flight == 0 && b->internal_in_flight == 0 && server_connections(b->srv) == 0)
 		finish_shutdown();
 }
 

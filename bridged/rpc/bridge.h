@@ -28,8 +28,9 @@ struct bridge {
 	uint64_t started_ms;     /* uv_now() at start-up */
 	uint64_t calls_served;   /* calls answered (or finished without their caller) */
 	uint64_t calls_failed;   /* ... with a code other than OK */
-	unsigned calls_in_flight;
-	struct list_node calls;  /* every call in flight, detached ones included (call.c) */
+	unsigned calls_in_flight; /* callers' calls being served, detached ones included */
+	unsigned internal_in_flight; /* the daemon's own calls (the reconciler's queries) */
+	struct list_node calls;  /* every call in flight, detached and internal ones included (call.c) */
 	bool draining;           /* SIGTERM: no new calls */
 	void (*drain_check)(struct bridge *b); /* main's hook: a call or connection ended; may be NULL */
 	void (*unknown_recorded)(struct bridge *b); /* the reconciler's: an UNKNOWN outcome was journaled */

@@ -125,6 +125,7 @@ struct call {
 	bool recorded;               /* its outcome was handed to the journal */
 	int abort_code;              /* an abort that came while the journal worked (0: none) */
 	bool parked;                 /* out of bridge.calls (still counted) while the journal works */
+	bool internal;               /* the daemon's own (call_new_internal): not a caller's */
 };
 
 static void run(call *c);
@@ -239,6 +240,12 @@ void call_discard(call *c)
 	release(c);
 }
 
+/* The count c is in while in flight: a caller's, or the daemon's own. */
+static unsigned *in_flight(call *c)
+{
+	return c->internal ? &c->b->internal_in_flight : &c->b->calls_in_flight;
+}
+
 /* In flight: in bridge.calls and counted. */
 static void enter(call *c)
 {
@@ -248,7 +255,7 @@ static void enter(call *c)
 	if (c->cfg == NULL)
 		c->cfg = config_ref(b->cfg);
 	list_add_tail(&b->calls, &c->all_node);
-	b->calls_in_flight++;
+	*in_flight(c) += 1;
 }
 
 void call_start(call *c, const admission *a, uint64_t id, uid_t uid, uint64_t conn_no,
@@ -282,6 +289,7 @@ call *call_new_internal(struct bridge *b)
 	if (c == NULL)
 		return NULL;
 	c->uid = getuid();
+	c->internal = true;
 	c->start_us = clock_mono_us();
 	c->cfg = config_ref(b->cfg);
 	return c;
@@ -395,7 +403,7 @@ static void finish(call *c)
 		b->calls_failed++;
 	if (list_linked(&c->all_node) || c->parked) {
 		list_del(&c->all_node);
-		b->calls_in_flight--;
+		*in_flight(c) -= 1;
 	}
 	log_line(c); /* before the reply: a caller holding a reply finds its line */
 	if (c->done != NULL)

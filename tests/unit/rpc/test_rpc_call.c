@@ -661,6 +661,33 @@ static void test_detach_money_sent_runs_to_end(void **state)
 	assert_journal_state(e, "top-5", "DONE");
 }
 
+/* The daemon's own call (the reconciler's query) is in flight apart from the
+ * callers' calls: Health and the gauge report callers' calls only, while the
+ * drain still waits for both (a Health after a fault once saw 1 here). */
+static void test_internal_call_counted_apart(void **state)
+{
+	rt_env *e = *state;
+	Doku__Wallet__V1__GetBalanceRequest q = DOKU__WALLET__V1__GET_BALANCE_REQUEST__INIT;
+	struct rec r;
+	call *c;
+
+	c = call_new_internal(&e->b);
+	assert_non_null(c);
+	q.partner_reference_no = "rec-1";
+	memset(&r, 0, sizeof(r));
+	call_start_internal(c, methods_by_name("GetBalance"), e->prof, REF, &q.base, 5000, on_done, &r);
+	rt_run_until_requests(e, 1);
+	assert_int_equal(e->b.calls_in_flight, 0);
+	assert_int_equal(e->b.internal_in_flight, 1);
+	rt_answer_b2b(e, 0, "tok-A");
+	rt_run_until_requests(e, 2);
+	rt_answer_code(e, 1, 200, "2001100", "Successful");
+	run_until_done(e, &r);
+	assert_int_equal(r.code, CODE(OK));
+	assert_int_equal(e->b.internal_in_flight, 0);
+	assert_int_equal(e->b.calls_in_flight, 0);
+}
+
 /* The caller goes away before the request was written: it stops there,
  * without done(); the journal says NOT_DONE. A read detached stops too. */
 static void test_detach_not_sent_stops(void **state)
@@ -704,6 +731,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_abort_while_sending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_detach_money_sent_runs_to_end, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_detach_not_sent_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_internal_call_counted_apart, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
