@@ -1,8 +1,10 @@
-/* The daemon's durable state, in one SQLite database <state_dir>/state.db
- * (WAL, synchronous=FULL): customer sessions, with their tokens sealed
- * (sealed.h), and the journal of money-moving calls. docs/state.md.
+/* The daemon's durable state: customer sessions, with their tokens sealed
+ * (sealed.h), and the journal of money-moving calls. docs/state.md. In one
+ * SQLite database <state_dir>/state.db (WAL, synchronous=FULL) for one
+ * daemon, or in PostgreSQL shared by a fleet of daemons (docs/fleet.md),
+ * which also holds the fleet's B2B tokens and its leases and claims.
  * This API and its queue, worker and sealing are store.c's; the database is
- * its backend's (store_backend.h, internal): SQLite, store_sqlite.c.
+ * its backend's (store_backend.h, internal): store_sqlite.c, store_postgres.c.
  *
  * Threads. store_open starts one worker thread that alone runs statements,
  * in the order the requests were made; the requests queued at one time share
@@ -30,7 +32,20 @@
  *   store_open                PENDING -> UNKNOWN (left by a daemon that stopped)
  *   store_journal_prune       DONE | NOT_DONE -> deleted (retention)
  *
- * DONE and NOT_DONE are final. */
+ * DONE and NOT_DONE are final.
+ *
+ * A shared store (POSTGRES): the keys are unique fleet-wide, so a partner
+ * reference journaled through any daemon is EXISTS through every other. An
+ * intent records its holder; each daemon's worker beats (STORE_BEAT_MS) in
+ * the database, and the PENDING rows of a daemon whose beat lapsed
+ * (STORE_DEAD_MS) become UNKNOWN (at open and on every beat: "store_open"
+ * above, for a fleet). store_journal_due claims the rows it returns for
+ * STORE_CLAIM_MS (FOR UPDATE SKIP LOCKED: each row by one daemon at a time),
+ * skipping rows another live daemon claimed; store_journal_reconciled
+ * settles only a row this daemon claimed (else STATE) and drops the claim. */
+#define STORE_BEAT_MS 2000u
+#define STORE_DEAD_MS 10000u
+#define STORE_CLAIM_MS 60000u
 #ifndef DOKU_STATE_STORE_H
 #define DOKU_STATE_STORE_H
 
@@ -59,6 +74,51 @@ typedef void (*store_closed_cb)(void *data);
  * store. *out is the caller's: store_close. */
 int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **out,
 	       char err[STORE_ERR_MAX]);
+
+/* Where the state lives: SQLite in a directory (one daemon), or PostgreSQL
+ * shared by a fleet of daemons (docs/fleet.md). */
+enum store_kind { STORE_SQLITE, STORE_POSTGRES };
+
+typedef struct store_where {
+	enum store_kind kind;
+	const char *state_dir;  /* SQLITE: the directory (store_open's state_dir) */
+	const char *conninfo;   /* POSTGRES: a libpq connection string (no password in it) */
+	const char *password;   /* POSTGRES: NULL, or the password (borrowed; read from
+				   state_postgres_password_file; the caller wipes it) */
+	const char *holder;     /* POSTGRES: this daemon's name in leases, claims and rows
+				   it sends ([A-Za-z0-9._:-], at most STORE_HOLDER_MAX);
+				   unique in the fleet (store_holder_make) */
+} store_where;
+
+/* store_open for either kind. POSTGRES: connects (the worker keeps the
+ * connection, and reconnects with backoff when it is lost: requests made
+ * meanwhile fail fast with IO); creates or migrates the schema under an
+ * advisory lock (N daemons starting at once migrate once); refuses another
+ * schema version (VERSION) or another state key (KEY), as a bad SQLite file
+ * is refused. No state directory lock: the daemons of a fleet share it. */
+int store_open_at(uv_loop_t *loop, const store_where *w, sealed_key *key, store **out,
+		  char err[STORE_ERR_MAX]);
+
+/* A fleet-unique holder name: "<host>:<pid>:<16 hex random>" into out. */
+void store_holder_make(char out[STORE_HOLDER_MAX + 1]);
+
+/* true: the store is shared by a fleet (POSTGRES); then the fleet functions
+ * below work, and sessions and the B2B token are the fleet's. */
+bool store_shared(const store *st);
+
+/* What the store did, for metrics (read on the loop's thread at any time). */
+typedef struct store_stats {
+	bool connected;             /* POSTGRES: the connection is up (SQLITE: always) */
+	uint64_t round_trips;       /* statements sent to the database */
+	uint64_t errors;            /* requests failed by the database (not by a rule) */
+	uint64_t reconnects;        /* connections made after a loss */
+	uint64_t rtt_us_sum;        /* the round trips' time, summed */
+	uint64_t rtt_us_max;
+	uint64_t rows_claimed;      /* journal rows claimed by store_journal_due (POSTGRES) */
+	uint64_t orphans_adopted;   /* PENDING rows of dead daemons made UNKNOWN */
+} store_stats;
+
+void store_get_stats(const store *st, store_stats *out);
 
 /* Refuse new requests, finish the queued ones (their callbacks run), stop
  * the worker, close the database, then call closed (may be NULL) on the loop
@@ -189,6 +249,52 @@ int store_journal_due(store *st, unsigned limit, store_cb cb, void *data);
 int store_journal_prune(store *st, int64_t before_ms, unsigned max_rows, store_cb cb,
 			void *data);
 
+/* ---- the fleet (a shared store only; SQLite refuses with INVALID) ----
+ *
+ * The B2B token of each profile, sealed in the database (AD "b2b" NUL
+ * profile), one row per profile naming its client_id: a row of another
+ * client_id reads as none. Times are the database's clock. A lease (holder,
+ * expiry) lets one daemon fetch while the others wait for what it publishes.
+ * Every result carries the row as it is after the request (res.b2b). */
+
+/* The row now. */
+int store_b2b_get(store *st, const char *profile, const char *client_id, store_cb cb,
+		  void *data);
+
+/* Compare, then lease: take the lease for lease_ms (1 .. STORE_LEASE_MAX_MS)
+ * when no other daemon holds a live one and the row's gen is still
+ * expect_gen (the token found lapsed or refused; 0: none was held).
+ * res.b2b->leased tells; when not, res.b2b is the newer token or the other
+ * holder's lease. */
+int store_b2b_lease(store *st, const char *profile, const char *client_id, int64_t expect_gen,
+		    unsigned lease_ms, store_cb cb, void *data);
+
+/* The lease's holder publishes the token it fetched: gen + 1, last use now,
+ * lease released. STATE when this daemon does not hold the lease (it
+ * expired and another took it): the token is not stored. */
+int store_b2b_publish(store *st, const char *profile, const char *client_id, const char *token,
+		      size_t token_len, int64_t ttl_s, store_cb cb, void *data);
+
+/* The fetch failed: release the lease if this daemon holds it. */
+int store_b2b_release(store *st, const char *profile, store_cb cb, void *data);
+
+/* The token of generation gen was used now (DOKU slides its lifetime):
+ * last use = max(last use, now) when gen is still current. cb may be NULL. */
+int store_b2b_used(store *st, const char *profile, int64_t gen, store_cb cb, void *data);
+
+/* Compare, then lease a customer session for its refresh: taken when no
+ * other daemon holds a live lease and the session's gen is still
+ * expect_gen. res.sessions[0] is the session as it is now, with .leased;
+ * NOT_FOUND when it is gone. */
+int store_session_lease(store *st, const char *profile, const char *customer_ref,
+			int64_t expect_gen, unsigned lease_ms, store_cb cb, void *data);
+
+/* The lease's holder stores the refreshed tokens: gen + 1, lease released.
+ * STATE when this daemon does not hold the lease; NOT_FOUND when the
+ * session was closed meanwhile. (store_session_put, opening a session,
+ * replaces it whoever holds a lease.) */
+int store_session_refreshed(store *st, const store_session *s, store_cb cb, void *data);
+
 /* ---- helpers ---- */
 
 /* Lowercase hex SHA-256 of body[0..len) into hex (NUL-terminated). 0 or STORE_ERR_IO. */
@@ -212,5 +318,18 @@ int store_verify(const char *path, FILE *report);
  * read in one transaction. 0 or an error (also when out fails); what went
  * wrong is also described on stderr. */
 int store_export_journal(const char *path, FILE *out);
+
+/* The same for either kind (a SQLITE where uses state_dir as path). */
+int store_verify_at(const store_where *w, FILE *report);
+int store_export_journal_at(const store_where *w, FILE *out);
+
+/* The migration: copy the SQLite state of sqlite_dir (sessions, sealed as
+ * they are, and the journal with its earlier attempts) into the POSTGRES
+ * store w, which must be empty of both or hold exactly those rows already
+ * (a second run copies nothing and says so); key must open both key checks.
+ * Then compare the two row by row. In one transaction: all or nothing.
+ * Writes what it did to report. */
+int store_import_sqlite(const store_where *w, const char *sqlite_dir, sealed_key *key,
+			FILE *report);
 
 #endif

@@ -24,6 +24,7 @@
 #include <stdio.h>
 
 #include "sealed.h"
+#include "store.h"
 #include "store_types.h"
 
 /* A sealed token longer than this is not one the store wrote: it does not open. */
@@ -43,7 +44,25 @@ enum store_op {
 	STORE_OP_DUE,
 	STORE_OP_REISSUE,
 	STORE_OP_PRUNE,
+	STORE_OP_B2B_GET,     /* store_b2b_get (shared backends only, as all below) */
+	STORE_OP_B2B_LEASE,
+	STORE_OP_B2B_PUBLISH,
+	STORE_OP_B2B_RELEASE,
+	STORE_OP_B2B_USED,
+	STORE_OP_SESSION_LEASE,
+	STORE_OP_SESSION_REFRESHED,
 };
+
+/* The B2B row as a backend returns it: store_b2b with the token sealed
+ * (store.c's bytes, AD "b2b" NUL profile; malloc'd by the backend). */
+typedef struct store_sealed_b2b {
+	unsigned char *token;
+	size_t token_len;
+	int64_t gen, ttl_s, idle_ms;
+	bool leased;
+	char lease_holder[STORE_HOLDER_MAX + 1];
+	int64_t lease_left_ms;
+} store_sealed_b2b;
 
 /* A session as a backend keeps it: its name, the expiry times, and its two
  * tokens sealed by store.c (sealed.h; AD profile NUL customer_ref NUL
@@ -85,7 +104,14 @@ typedef struct store_req {
 	int64_t before_ms;          /* prune: settled rows updated before this */
 	unsigned limit;             /* list, due: rows[] holds limit; prune: rows to delete at most */
 	store_session_key skey;     /* session get, delete: its name; list: after it ("": from the start) */
-	store_sealed_session put;   /* session put: the session, its tokens sealed (store.c's bytes) */
+	store_sealed_session put;   /* session put, refreshed: the session, its tokens sealed (store.c's bytes) */
+	/* the fleet's: b2b_* (profile in skey.profile), session lease (skey) */
+	char client_id[STORE_CLIENT_ID_MAX + 1]; /* b2b get, lease, publish */
+	int64_t expect_gen;         /* b2b lease, session lease; b2b used: the token's gen */
+	unsigned lease_ms;          /* b2b lease, session lease */
+	int64_t ttl_s;              /* b2b publish */
+	unsigned char *b2b_sealed;  /* b2b publish: the token sealed (store.c's) */
+	size_t b2b_sealed_len;
 
 	/* ---- the results: set by exec ---- */
 	/* id (intent), n_rows, next_before_id (list), next (session list: &next_key
@@ -97,6 +123,9 @@ typedef struct store_req {
 	store_sealed_session *sealed; /* session get: 1, list: STORE_SESSION_PAGE, allocated by store.c */
 	size_t n_sealed;            /* the sessions exec put in sealed[], in key order */
 	store_session_key next_key; /* session list: the after of the next page */
+	int64_t sess_gen;           /* session get, lease: sealed[0]'s gen */
+	bool sess_leased;           /* session lease: taken */
+	store_sealed_b2b b2b;       /* b2b_*: the row after the request (token malloc'd by exec) */
 } store_req;
 
 /* A backend's own state (its database connection, statements, ...). */
@@ -108,11 +137,22 @@ typedef struct store_backend_ops {
 
 	/* ---- opening and closing ---- */
 
-	/* Open (creating it when missing) the database of state_dir, which
-	 * store.c has made and locked: check it (integrity, schema version; an
-	 * empty one gets the schema) and make it ready for exec. On an error,
-	 * err says what (naming the database) and *out is NULL. */
-	int (*open)(const char *state_dir, store_backend **out, char err[STORE_ERR_MAX]);
+	bool shared; /* a fleet's: the b2b and lease ops work, journal rows have holders */
+
+	/* Open (creating it when missing) the database w names (SQLITE: the
+	 * state_dir store.c has made and locked): check it (integrity, schema
+	 * version; an empty one gets the schema) and make it ready for exec.
+	 * stats is store.c's, for the backend to count in (the worker thread
+	 * writes it, the loop reads it: atomic stores). On an error, err says
+	 * what (naming the database) and *out is NULL. */
+	int (*open)(const store_where *w, store_stats *stats, store_backend **out,
+		    char err[STORE_ERR_MAX]);
+
+	/* The worker calls this when it has been idle for beat_ms (0: never),
+	 * and at least that often when busy: a shared backend beats, adopts the
+	 * PENDING rows of dead daemons, and reconnects a lost connection. */
+	unsigned beat_ms;
+	void (*beat)(store_backend *b);
 
 	/* The database, for messages: "<state_dir>/state.db". */
 	const char *(*where)(const store_backend *b);
@@ -152,12 +192,44 @@ typedef struct store_backend_ops {
 	/* ---- the command line (synchronous; no store, no key) ---- */
 
 	/* store_verify without its last line ("result: ..."), which store.c writes. */
-	int (*verify)(const char *path, FILE *report);
+	int (*verify)(const store_where *w, FILE *report);
 	/* store_export_journal. */
-	int (*export_journal)(const char *path, FILE *out);
+	int (*export_journal)(const store_where *w, FILE *out);
 } store_backend_ops;
 
 /* The backends. */
-const store_backend_ops *store_sqlite_backend(void); /* store_sqlite.c */
+const store_backend_ops *store_sqlite_backend(void);   /* store_sqlite.c */
+const store_backend_ops *store_postgres_backend(void); /* store_postgres.c */
+
+/* The migration's source: every row of the SQLite database of state_dir,
+ * read in one transaction, handed to the callbacks in order (sessions by
+ * key; journal rows oldest first, each followed by its earlier attempts).
+ * The key check's sealed bytes first. A callback's non-zero return stops
+ * the walk and is returned. store_sqlite.c. */
+typedef struct store_attempt_row {
+	int64_t journal_id;
+	char external_id[STORE_EXTERNAL_ID_MAX + 1];
+	char request_time[STORE_TIME_MAX + 1];
+	char body_sha256[STORE_SHA256_HEX + 1];
+	enum store_state state;
+	unsigned http_status;
+	char response_code[STORE_CODE_MAX + 1];
+	int64_t replaced_ms;
+} store_attempt_row;
+
+typedef struct store_walk {
+	int (*key_check)(const unsigned char *v, size_t n, void *arg);
+	int (*session)(const store_sealed_session *s, void *arg);
+	int (*row)(const store_row *r, void *arg);   /* with its response */
+	int (*attempt)(const store_attempt_row *a, void *arg);
+	void *arg;
+} store_walk;
+
+int store_sqlite_walk(const char *state_dir, const store_walk *w, char err[STORE_ERR_MAX]);
+
+/* The migration's target (store_postgres.c): write what store_sqlite_walk
+ * reads into w's database, in one transaction, compare row by row, report. */
+int store_postgres_import(const store_where *w, const char *sqlite_dir, FILE *report,
+			  char err[STORE_ERR_MAX]);
 
 #endif

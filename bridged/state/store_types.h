@@ -5,6 +5,7 @@
 #ifndef DOKU_STATE_STORE_TYPES_H
 #define DOKU_STATE_STORE_TYPES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,9 @@
 #define STORE_BATCH_MAX 256       /* requests per transaction */
 #define STORE_QUEUE_MAX 16384     /* requests queued; more are refused (BUSY) */
 #define STORE_ERR_MAX 512         /* size of an error text buffer */
+#define STORE_HOLDER_MAX 96       /* bytes of a daemon's name in a fleet (leases, claims) */
+#define STORE_CLIENT_ID_MAX 128   /* bytes of a profile's client_id */
+#define STORE_LEASE_MAX_MS 600000u /* the longest lease or claim */
 
 /* The store's failures: a named subset of enum doku_err (doku_err.h). */
 enum store_err {
@@ -91,6 +95,11 @@ typedef struct store_row {
 
 /* A customer session. In results every pointer is the store's. */
 typedef struct store_session {
+	/* results only: the session's version (a shared store counts every put and
+	 * refresh; 0 on SQLite) and, for store_session_lease, whether the lease
+	 * was taken by this daemon */
+	int64_t gen;
+	bool leased;
 	const char *profile;
 	const char *customer_ref;
 	const char *access_token;  /* NUL-terminated; at most STORE_TOKEN_MAX */
@@ -107,6 +116,20 @@ typedef struct store_session_key {
 	char customer_ref[STORE_REF_MAX + 1];
 } store_session_key;
 
+/* A profile's B2B token as a shared store keeps it for the fleet (store.h,
+ * "the fleet"). In results every pointer is the store's. */
+typedef struct store_b2b {
+	const char *token;         /* NUL-terminated; NULL: none held (never published, or
+				      published for another client_id) */
+	size_t token_len;
+	int64_t gen;               /* the token's version: +1 per publish; 0: never published */
+	int64_t ttl_s;             /* its lifetime after its last use (expiresIn when issued) */
+	int64_t idle_ms;           /* the database's now minus the token's last recorded use */
+	bool leased;               /* store_b2b_lease: this daemon now holds the lease */
+	char lease_holder[STORE_HOLDER_MAX + 1]; /* the live lease's holder; "": none */
+	int64_t lease_left_ms;     /* of the live lease */
+} store_b2b;
+
 /* What a request ended with. Only the members its request names are set. */
 typedef struct store_result {
 	int status;                       /* 0 or enum store_err */
@@ -121,6 +144,7 @@ typedef struct store_result {
 	size_t n_bad;
 	const store_session_key *next;    /* session list: after of the next page; NULL: last */
 	unsigned n_pruned;                /* prune: journal rows deleted */
+	const store_b2b *b2b;             /* store_b2b_*: the token's row as it is now */
 } store_result;
 
 typedef void (*store_cb)(const store_result *res, void *data);
