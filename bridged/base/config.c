@@ -118,9 +118,12 @@ struct parse {
 	unsigned bridge_seen[2];
 	struct profile_src psrc[CONFIG_MAX_PROFILES];
 	struct client_src csrc[CONFIG_MAX_CLIENTS];
+	struct secret_src pg_password; /* [bridge] state_postgres_password_file */
 	char dir[PATH_MAX];  /* directory of the configuration file */
 	bool oom;
 };
+
+static void secret_path(struct parse *p, const char *name, const char *v, struct secret_src *dst);
 
 __attribute__((format(printf, 4, 5)))
 static void diag_add(config_diag *d, const char *file, int line, const char *fmt, ...)
@@ -311,6 +314,12 @@ static void bridge_key(struct parse *p, const char *name, const char *v)
 		bit = 1u << 5;
 	else if (strcmp(name, "metrics_listen") == 0)
 		bit = 1u << 6;
+	else if (strcmp(name, "state_backend") == 0)
+		bit = 1u << 7;
+	else if (strcmp(name, "state_postgres") == 0)
+		bit = 1u << 8;
+	else if (strcmp(name, "state_postgres_password_file") == 0)
+		bit = 1u << 9;
 	else {
 		PERR(p, p->line, "unknown key %s in [bridge]", name);
 		return;
@@ -346,6 +355,28 @@ static void bridge_key(struct parse *p, const char *name, const char *v)
 		}
 		free(c->metrics_listen);
 		c->metrics_listen = dup_str(p, v);
+	} else if (bit == 1u << 7) {
+		if (strcmp(v, "sqlite") == 0)
+			c->state_backend = CONFIG_STATE_SQLITE;
+		else if (strcmp(v, "postgres") == 0)
+			c->state_backend = CONFIG_STATE_POSTGRES;
+		else
+			PERR(p, p->line, "state_backend: expected sqlite or postgres, got \"%s\"", v);
+	} else if (bit == 1u << 8) {
+		if (v[0] == '\0' || strlen(v) > CONFIG_CONNINFO_MAX) {
+			PERR(p, p->line, "state_postgres: expected a libpq connection string of 1 to %u "
+			     "bytes", CONFIG_CONNINFO_MAX);
+			return;
+		}
+		if (strstr(v, "password") != NULL) {
+			PERR(p, p->line, "state_postgres: the password goes in "
+			     "state_postgres_password_file, never in the connection string");
+			return;
+		}
+		free(c->state_postgres);
+		c->state_postgres = dup_str(p, v);
+	} else if (bit == 1u << 9) {
+		secret_path(p, name, v, &p->pg_password);
 	} else if (bit == 1u << 5) {
 		if (strcmp(v, "on") == 0)
 			c->journal = true;
@@ -871,6 +902,29 @@ static void check_bridge(struct parse *p)
 		     c->max_timeout_ms, c->default_timeout_ms);
 	if (c->nprofiles == 0)
 		PERR(p, 0, "no [profile.NAME] section: at least one credential profile is needed");
+	if (c->state_backend == CONFIG_STATE_POSTGRES) {
+		if (c->state_postgres == NULL)
+			PERR(p, 0, "[bridge]: state_backend = postgres needs state_postgres "
+			     "(a libpq connection string)");
+		if (c->state_key_file == NULL)
+			PERR(p, 0, "[bridge]: state_backend = postgres needs state_key_file: every "
+			     "daemon of a fleet seals with the same key (docs/fleet.md)");
+	} else if (c->state_postgres != NULL || p->pg_password.file != NULL) {
+		PERR(p, 0, "[bridge]: state_postgres and state_postgres_password_file need "
+		     "state_backend = postgres");
+	}
+}
+
+/* The database's password, read like the profiles' secrets. */
+static void read_pg_password(struct parse *p, unsigned flags)
+{
+	char err[SECRET_ERR_MAX];
+
+	if (!(flags & (CONFIG_LOAD_SECRETS | CONFIG_LOAD_DB_PASSWORD)) || p->pg_password.file == NULL)
+		return;
+	if (secret_read_file(p->pg_password.file, SECRET_SECRET_FILE_MAX, true,
+			     &p->cfg->state_postgres_password, err) != 0)
+		PERR(p, p->pg_password.line, "state_postgres_password_file: %s", err);
 }
 
 static void free_src(struct parse *p)
@@ -881,6 +935,7 @@ static void free_src(struct parse *p)
 	}
 	for (unsigned i = 0; i < CONFIG_MAX_CLIENTS; i++)
 		free(p->csrc[i].profiles);
+	free(p->pg_password.file);
 }
 
 static int read_all(const char *path, char **out, size_t *len)
@@ -998,6 +1053,7 @@ int config_load(const char *path, unsigned flags, config **out, config_diag *dia
 	check_bridge(p);
 	check_clients(p);
 	check_profiles(p, flags);
+	read_pg_password(p, flags);
 	if (p->oom || c->path == NULL || c->socket == NULL || c->state_dir == NULL) {
 		rc = -ENOMEM;
 		goto out;
@@ -1043,6 +1099,8 @@ void config_unref(config *c)
 	free(c->socket);
 	free(c->state_dir);
 	free(c->state_key_file);
+	free(c->state_postgres);
+	secret_free(c->state_postgres_password);
 	free(c->metrics_listen);
 	explicit_bzero(c, sizeof(*c));
 	free(c);

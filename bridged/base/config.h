@@ -69,6 +69,12 @@ typedef struct acl_client {
 	uint32_t profiles;     /* bit i: profile index i allowed */
 } acl_client;
 
+/* [bridge] state_backend: where the durable state lives (docs/fleet.md). */
+enum config_state_backend { CONFIG_STATE_SQLITE, CONFIG_STATE_POSTGRES };
+
+#define CONFIG_CONNINFO_MAX 1024    /* bytes of state_postgres */
+#define CONFIG_PASSWORD_FILE_MAX 1024 /* bytes of state_postgres_password_file */
+
 typedef struct config {
 	int refs;
 	char *path;
@@ -77,6 +83,9 @@ typedef struct config {
 	char *state_dir;        /* the durable state (docs/state.md) */
 	char *state_key_file;   /* the sealing key's file; NULL: <state_dir>/state.key */
 	bool journal;           /* journal money-moving calls (off: only to measure its cost) */
+	int state_backend;      /* CONFIG_STATE_SQLITE (default) or CONFIG_STATE_POSTGRES */
+	char *state_postgres;   /* POSTGRES: the libpq connection string (no password in it) */
+	secret *state_postgres_password; /* from state_postgres_password_file; NULL: none */
 	gid_t socket_gid;       /* (gid_t)-1: the daemon's group */
 	uint32_t max_frame;
 	unsigned max_connections;
@@ -108,6 +117,7 @@ typedef struct config_diag {
 
 enum config_flags {
 	CONFIG_LOAD_SECRETS = 1u << 0, /* read the secret files and parse the keys */
+	CONFIG_LOAD_DB_PASSWORD = 1u << 1, /* only state_postgres_password_file (the command line's state tools) */
 };
 
 /* The lookup of [client.NAME] methods: a method's name -> its row index

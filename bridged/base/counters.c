@@ -54,6 +54,7 @@ static struct {
 	unsigned nsnap;
 	uint64_t snap_other;
 	struct token_row tokens[COUNTERS_PROFILES_MAX + 1]; /* the last: "other" */
+	uint64_t fleet_waits, fleet_wait_us, fleet_leases; /* the fleet's B2B token */
 } m;
 
 static const char *const up_failure_names[UP_FAILURES + 1] = {
@@ -152,7 +153,19 @@ void counters_token(const char *prof, enum counters_token_kind kind,
 	row->n[kind][result]++;
 }
 
+void counters_fleet_wait(uint64_t duration_us)
+{
+	m.fleet_waits++;
+	m.fleet_wait_us += duration_us;
+}
+
+void counters_fleet_lease(void)
+{
+	m.fleet_leases++;
+}
+
 /* ---- rendering ----------------------------------------------------------------------- */
+
 
 #define PUT(...)                                                   \
 	do {                                                       \
@@ -279,6 +292,57 @@ static int render_tokens(snap_buf *out)
 	return rc;
 }
 
+static int render_db(const counters_db *db, snap_buf *out)
+{
+	int rc = 0;
+
+	if (!db->shared)
+		return 0;
+	PUT("# HELP doku_bridge_fleet_db_up Whether the fleet's PostgreSQL connection is up.\n"
+	    "# TYPE doku_bridge_fleet_db_up gauge\n"
+	    "doku_bridge_fleet_db_up %d\n"
+	    "# HELP doku_bridge_fleet_db_round_trips_total Statements sent to the fleet's database.\n"
+	    "# TYPE doku_bridge_fleet_db_round_trips_total counter\n"
+	    "doku_bridge_fleet_db_round_trips_total %llu\n"
+	    "# HELP doku_bridge_fleet_db_round_trip_seconds_total Time spent in those round trips.\n"
+	    "# TYPE doku_bridge_fleet_db_round_trip_seconds_total counter\n"
+	    "doku_bridge_fleet_db_round_trip_seconds_total %.6f\n"
+	    "# HELP doku_bridge_fleet_db_round_trip_max_seconds The longest round trip.\n"
+	    "# TYPE doku_bridge_fleet_db_round_trip_max_seconds gauge\n"
+	    "doku_bridge_fleet_db_round_trip_max_seconds %.6f\n",
+	    db->connected ? 1 : 0, (unsigned long long)db->round_trips,
+	    (double)db->rtt_us_sum / 1e6, (double)db->rtt_us_max / 1e6);
+	PUT("# HELP doku_bridge_fleet_db_errors_total Requests the fleet's database failed.\n"
+	    "# TYPE doku_bridge_fleet_db_errors_total counter\n"
+	    "doku_bridge_fleet_db_errors_total %llu\n"
+	    "# HELP doku_bridge_fleet_db_reconnects_total Connections made again after a loss.\n"
+	    "# TYPE doku_bridge_fleet_db_reconnects_total counter\n"
+	    "doku_bridge_fleet_db_reconnects_total %llu\n"
+	    "# HELP doku_bridge_fleet_lease_held B2B token leases this daemon holds.\n"
+	    "# TYPE doku_bridge_fleet_lease_held gauge\n"
+	    "doku_bridge_fleet_lease_held %u\n"
+	    "# HELP doku_bridge_fleet_leases_total B2B token leases this daemon took (a token request each).\n"
+	    "# TYPE doku_bridge_fleet_leases_total counter\n"
+	    "doku_bridge_fleet_leases_total %llu\n",
+	    (unsigned long long)db->errors, (unsigned long long)db->reconnects, db->leases_held,
+	    (unsigned long long)m.fleet_leases);
+	PUT("# HELP doku_bridge_fleet_token_waits_total Waits for the B2B token another daemon fetched.\n"
+	    "# TYPE doku_bridge_fleet_token_waits_total counter\n"
+	    "doku_bridge_fleet_token_waits_total %llu\n"
+	    "# HELP doku_bridge_fleet_token_wait_seconds_total Time spent in those waits.\n"
+	    "# TYPE doku_bridge_fleet_token_wait_seconds_total counter\n"
+	    "doku_bridge_fleet_token_wait_seconds_total %.6f\n"
+	    "# HELP doku_bridge_fleet_rows_claimed_total Journal rows claimed for reconciliation.\n"
+	    "# TYPE doku_bridge_fleet_rows_claimed_total counter\n"
+	    "doku_bridge_fleet_rows_claimed_total %llu\n"
+	    "# HELP doku_bridge_fleet_orphans_adopted_total PENDING rows of dead daemons made UNKNOWN.\n"
+	    "# TYPE doku_bridge_fleet_orphans_adopted_total counter\n"
+	    "doku_bridge_fleet_orphans_adopted_total %llu\n",
+	    (unsigned long long)m.fleet_waits, (double)m.fleet_wait_us / 1e6,
+	    (unsigned long long)db->rows_claimed, (unsigned long long)db->orphans_adopted);
+	return rc;
+}
+
 int counters_render(const counters_gauges *g, const counters_labels *l, snap_buf *out)
 {
 	int rc = 0;
@@ -307,5 +371,7 @@ int counters_render(const counters_gauges *g, const counters_labels *l, snap_buf
 		rc = render_upstream(out);
 	if (rc == 0)
 		rc = render_tokens(out);
+	if (rc == 0)
+		rc = render_db(&g->db, out);
 	return rc;
 }

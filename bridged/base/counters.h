@@ -75,12 +75,28 @@ void counters_snap_code(int http, int case_code);
 void counters_token(const char *prof, enum counters_token_kind kind,
 		    enum counters_token_result result);
 
+/* A fleet daemon waited for the fleet's B2B token (another daemon held the
+ * lease) for duration_us; or it took the lease itself (a token request follows). */
+void counters_fleet_wait(uint64_t duration_us);
+void counters_fleet_lease(void);
+
+/* The state database as the store counts it (state/store.h's store_stats),
+ * for a fleet (shared = true) or one daemon. */
+typedef struct counters_db {
+	bool shared;                   /* PostgreSQL: the fleet metrics are rendered */
+	bool connected;
+	unsigned leases_held;          /* B2B leases this daemon holds now */
+	uint64_t round_trips, errors, reconnects, rtt_us_sum, rtt_us_max;
+	uint64_t rows_claimed, orphans_adopted;
+} counters_db;
+
 /* What only the caller knows, read when rendering. */
 typedef struct counters_gauges {
 	uint64_t uptime_s;
 	unsigned connections;
 	uint64_t accepted, refused;    /* connections, since start */
 	unsigned calls_in_flight;
+	counters_db db;
 } counters_gauges;
 
 /* The name of method row index (the label of its counts), handed in once

@@ -253,12 +253,49 @@ static void on_reload(uv_signal_t *h, int signum)
 	notify("READY=1\nSTATUS=running");
 }
 
+/* ---- the command line's state tools ---------------------------------------------------- */
+
+/* --verify-state, --export-journal (read-only, synchronous; they work while
+ * daemons run: docs/state.md) and --import-state DIR (the SQLite state of DIR
+ * copied into the configured PostgreSQL: docs/fleet.md). The exit status. */
+static int state_tool(const config *cfg, bool verify, const char *import)
+{
+	char err[JOURNAL_ERR_MAX];
+	sealed_key *key = NULL;
+	store_where w;
+	int rc;
+
+	journal_where(cfg, NULL, &w);
+	if (import != NULL) {
+		if (w.kind != STORE_POSTGRES) {
+			fprintf(stderr, "doku-bridged: --import-state copies into PostgreSQL: set "
+				"state_backend = postgres in %s\n", cfg->path);
+			return 1;
+		}
+		if (journal_key(cfg, true, &key, err) != 0) {
+			fprintf(stderr, "doku-bridged: %s\n", err);
+			return 1;
+		}
+		rc = store_import_sqlite(&w, import, key, stdout);
+		sealed_key_free(key);
+		if (rc != 0)
+			fprintf(stderr, "doku-bridged: --import-state %s: %s\n", import, store_strerror(rc));
+		return rc == 0 ? 0 : 1;
+	}
+	rc = verify ? store_verify_at(&w, stdout) : store_export_journal_at(&w, stdout);
+	if (rc != 0)
+		fprintf(stderr, "doku-bridged: %s: %s\n",
+			w.kind == STORE_POSTGRES ? "state_postgres" : cfg->state_dir, store_strerror(rc));
+	return rc == 0 ? 0 : 1;
+}
+
 /* ---- main ------------------------------------------------------------------------------ */
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: doku-bridged --config FILE [--check-config]\n"
 		   "       doku-bridged --config FILE --verify-state | --export-journal\n"
+		   "       doku-bridged --config FILE --import-state SQLITE_STATE_DIR\n"
 		   "       doku-bridged --version\n");
 }
 
@@ -269,6 +306,7 @@ int main(int argc, char **argv)
 		{ "check-config", no_argument, NULL, 'k' },
 		{ "verify-state", no_argument, NULL, 's' },
 		{ "export-journal", no_argument, NULL, 'e' },
+		{ "import-state", required_argument, NULL, 'i' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -278,6 +316,7 @@ int main(int argc, char **argv)
 	uv_loop_t loop;
 	char jerr[JOURNAL_ERR_MAX];
 	bool check = false, verify = false, export = false;
+	const char *import = NULL;
 	int opt, rc, status = 1;
 
 	rc = secrets_harden();
@@ -291,12 +330,13 @@ int main(int argc, char **argv)
 		case 'k': check = true; break;
 		case 's': verify = true; break;
 		case 'e': export = true; break;
+		case 'i': import = optarg; break;
 		case 'V': printf("doku-bridged %s\n", DOKU_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (d.config_path == NULL || optind != argc || (int)check + (int)verify + (int)export > 1) {
+	if (d.config_path == NULL || optind != argc || (int)check + (int)verify + (int)export + (int)(import != NULL) > 1) {
 		usage(stderr);
 		return 2;
 	}
@@ -309,7 +349,8 @@ int main(int argc, char **argv)
 	diag = calloc(1, sizeof(*diag));
 	if (diag == NULL)
 		return 1;
-	rc = config_load(d.config_path, verify || export ? 0 : CONFIG_LOAD_SECRETS, &b->cfg, diag);
+	rc = config_load(d.config_path, verify || export || import ? CONFIG_LOAD_DB_PASSWORD :
+			 CONFIG_LOAD_SECRETS, &b->cfg, diag);
 	if (rc != 0) {
 		print_diag(diag, check ? stdout : stderr);
 		free(diag);
@@ -324,15 +365,11 @@ int main(int argc, char **argv)
 		curl_global_cleanup();
 		return 0;
 	}
-	if (verify || export) {
-		/* read-only, synchronous; works while a daemon runs (docs/state.md) */
-		rc = verify ? store_verify(b->cfg->state_dir, stdout)
-			    : store_export_journal(b->cfg->state_dir, stdout);
-		if (rc != 0)
-			fprintf(stderr, "doku-bridged: %s: %s\n", b->cfg->state_dir, store_strerror(rc));
+	if (verify || export || import) {
+		rc = state_tool(b->cfg, verify, import);
 		config_unref(b->cfg);
 		curl_global_cleanup();
-		return rc == 0 ? 0 : 1;
+		return rc;
 	}
 	log_set_level(b->cfg->log_level);
 	raise_nofile(b->cfg);

@@ -37,16 +37,42 @@ static void out_of_memory(local_call *c)
 
 /* ---- customer sessions ------------------------------------------------------------------ */
 
+static void on_session_ended(int status, bool existed, void *data)
+{
+	local_call *c = data;
+	Doku__Wallet__V1__CloseCustomerSessionResponse *r = c->pending;
+
+	if (status != 0) {
+		text_printf(c->status, c->status_cap, "the customer session cannot be closed in the "
+			    "fleet's state database: %s", store_strerror(status));
+		c->done(c, CODE(UNAVAILABLE), NULL);
+		return;
+	}
+	r->closed = existed;
+	c->done(c, CODE(OK), &r->base);
+}
+
 void local_close_session(local_call *c)
 {
 	Doku__Wallet__V1__CloseCustomerSessionResponse *r = snap_arena_alloc(c->arena, sizeof(*r));
+	int rc;
 
 	if (r == NULL) {
 		out_of_memory(c);
 		return;
 	}
 	doku__wallet__v1__close_customer_session_response__init(r);
-	r->closed = c->tp != NULL && tokens_session_close(c->tp, c->customer_ref);
+	c->pending = r;
+	rc = c->tp != NULL ? tokens_session_end(c->tp, c->customer_ref, on_session_ended, c) : 2;
+	if (rc == 0)
+		return; /* on_session_ended */
+	if (rc < 0) {
+		text_printf(c->status, c->status_cap, "the customer session cannot be closed in the "
+			    "fleet's state database");
+		c->done(c, CODE(UNAVAILABLE), NULL);
+		return;
+	}
+	r->closed = rc == 1;
 	c->done(c, CODE(OK), &r->base);
 }
 

@@ -28,6 +28,7 @@ typedef struct local_call {
 	char *status;                   /* the status text on failure */
 	size_t status_cap;
 	void (*done)(struct local_call *lc, int code, ProtobufCMessage *resp);
+	void *pending;                  /* a handler's answer while its store request is out */
 } local_call;
 
 void local_close_session(local_call *lc);

@@ -1,5 +1,7 @@
 /* Access tokens: the B2B token of each profile (fetched on first need, shared
- * by every caller, renewed before it lapses, one fetch in flight at a time)
+ * by every caller, renewed before it lapses, one fetch in flight at a time;
+ * with a shared store, the fleet's one token: leased, fetched by one daemon,
+ * published to all, replaced only once it lapsed or DOKU refused it)
  * and the customer (B2B2C) sessions, each named by a caller-chosen ref and
  * renewed with its refresh token.
  *
@@ -33,6 +35,17 @@
 #define TOK_FETCH_TIMEOUT_MS 15000u  /* deadline of a token request */
 #define TOK_MSG_MAX 160
 #define TOK_ARENA_MAX (2u * 1024u * 1024u)
+/* A fleet (a shared store, docs/fleet.md): DOKU's B2B lifetime slides ttl
+ * after the last use; the fleet records its uses, and a token is used while
+ * it has TOK_FLEET_SPARE_MS to spare, replaced only when it lapsed for sure
+ * (its recorded idle time past ttl by more than TOK_FLEET_LAPSE_SLACK_MS:
+ * the records' lag plus DOKU's one-second clock). */
+#define TOK_FLEET_SPARE_MS 1000u
+#define TOK_FLEET_LAPSE_SLACK_MS 2000u
+#define TOK_FLEET_RECORD_MS 1000u    /* a daemon records its use at most this often */
+#define TOK_FLEET_LEASE_MS 20000u    /* the fetching daemon's lease (> TOK_FETCH_TIMEOUT_MS) */
+#define TOK_FLEET_POLL_MIN_MS 25u    /* waiting for another daemon's token: first poll */
+#define TOK_FLEET_POLL_MAX_MS 500u
 
 typedef struct tokens tokens;
 typedef struct tok_profile tok_profile;
@@ -125,11 +138,21 @@ void tokens_session_invalidate(tok_profile *tp, const char *ref, unsigned gen);
 /* Forget session ref; false when there was none. */
 bool tokens_session_close(tok_profile *tp, const char *ref);
 
+/* Close session ref everywhere: 1 (it was open) or 2 (there was none) when
+ * done at once (one daemon: the store forgets it later); 0 when done(status,
+ * existed) follows once the fleet's database forgot it (a fleet: no daemon
+ * serves it after that); <0: a tok_err (done not called). */
+int tokens_session_end(tok_profile *tp, const char *ref,
+		       void (*done)(int status, bool existed, void *data), void *data);
+
 /* Persist customer sessions in st (NULL: in memory only): from now on a
  * session opened or refreshed is put (sealed) in the store, one closed,
  * refused or swept is deleted from it. st is borrowed; call again with NULL
  * before closing it. */
 void tokens_set_store(tokens *t, store *st);
+
+/* B2B token leases this daemon holds now (a fleet's; for metrics). */
+unsigned tokens_leases_held(const tokens *t);
 
 /* Read the customer sessions of st back (running the loop until they are
  * in: before anything is served), then persist sessions in st (tokens_set_store). */

@@ -35,6 +35,7 @@ struct journal {
 	uint64_t prune_t0;       /* uv_hrtime at the start of the pass */
 	uint64_t pruned;         /* rows the pass deleted so far */
 	unsigned prune_days, prune_batches;
+	char holder[STORE_HOLDER_MAX + 1]; /* this daemon's name in a fleet's database */
 };
 
 /* One attempt's store request. */
@@ -111,10 +112,46 @@ out:
 
 /* ---- open, close ----------------------------------------------------------------------- */
 
+void journal_where(const config *cfg, const char *holder, store_where *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->kind = cfg->state_backend == CONFIG_STATE_POSTGRES ? STORE_POSTGRES : STORE_SQLITE;
+	w->state_dir = cfg->state_dir;
+	w->conninfo = cfg->state_postgres;
+	w->password = cfg->state_postgres_password != NULL ?
+		(const char *)cfg->state_postgres_password->data : NULL;
+	w->holder = holder;
+}
+
+int journal_key(const config *cfg, bool must_exist, sealed_key **out, char err[JOURNAL_ERR_MAX])
+{
+	char kwhy[SEALED_ERR_MAX];
+	char path[PATH_MAX_BYTES];
+
+	*out = NULL;
+	if (cfg->state_key_file == NULL && !must_exist)
+		return key_default(cfg->state_dir, out, err);
+	if (cfg->state_key_file == NULL)
+		text_printf(path, sizeof(path), "%s/%s", cfg->state_dir, JOURNAL_KEY_NAME);
+	else
+		text_printf(path, sizeof(path), "%s", cfg->state_key_file);
+	if (sealed_key_load_file(path, out, kwhy) != 0) {
+		text_printf(err, JOURNAL_ERR_MAX, "state key %s: %s", path, kwhy);
+		return -1;
+	}
+	return 0;
+}
+
+const char *journal_holder(const journal *j)
+{
+	return j->holder;
+}
+
 int journal_open(uv_loop_t *loop, const config *cfg, journal **out, char err[JOURNAL_ERR_MAX])
 {
 	char why[STORE_ERR_MAX];
 	journal *j = calloc(1, sizeof(*j));
+	store_where w;
 	int rc;
 
 	*out = NULL;
@@ -124,19 +161,13 @@ int journal_open(uv_loop_t *loop, const config *cfg, journal **out, char err[JOU
 		return -1;
 	}
 	j->on = cfg->journal;
-	if (cfg->state_key_file != NULL) {
-		char kwhy[SEALED_ERR_MAX];
-
-		if (sealed_key_load_file(cfg->state_key_file, &j->key, kwhy) != 0) {
-			text_printf(err, JOURNAL_ERR_MAX, "state_key_file %s: %s", cfg->state_key_file, kwhy);
-			free(j);
-			return -1;
-		}
-	} else if (key_default(cfg->state_dir, &j->key, err) != 0) {
+	if (journal_key(cfg, false, &j->key, err) != 0) {
 		free(j);
 		return -1;
 	}
-	rc = store_open(loop, cfg->state_dir, j->key, &j->st, why);
+	store_holder_make(j->holder);
+	journal_where(cfg, j->holder, &w);
+	rc = store_open_at(loop, &w, j->key, &j->st, why);
 	if (rc != 0) {
 		text_printf(err, JOURNAL_ERR_MAX, "%s", why);
 		sealed_key_free(j->key);

@@ -38,6 +38,18 @@ typedef struct journal journal;
  * daemon must not start. 0 (with *out, the caller's: journal_close) or -1. */
 int journal_open(uv_loop_t *loop, const config *cfg, journal **out, char err[JOURNAL_ERR_MAX]);
 
+/* Where cfg's state lives, for store_open_at and the command line's state
+ * tools (store_verify_at, ...): w borrows cfg's strings (and its password)
+ * and holder (may be NULL outside a daemon). */
+void journal_where(const config *cfg, const char *holder, store_where *w);
+
+/* Load cfg's sealing key (state_key_file; else <state_dir>/state.key, made
+ * when missing unless must_exist). 0 or -1 with err. */
+int journal_key(const config *cfg, bool must_exist, sealed_key **out, char err[JOURNAL_ERR_MAX]);
+
+/* This daemon's name in the fleet's leases, claims and rows (store_holder_make). */
+const char *journal_holder(const journal *j);
+
 /* Close: no more retention passes; the store finishes what is queued, then
  * closes; the memory goes after that (run the loop). NULL is a no-op. */
 void journal_close(journal *j);
