@@ -109,7 +109,10 @@ static void on_reconciled(const store_result *res, void *data)
 {
 	struct query *q = data;
 
-	if (res->status != 0)
+	if (res->status == STORE_ERR_STATE)
+		log_msg(LOG_LVL_INFO, "reconcile: row %" PRId64 " was settled or claimed by another "
+			"daemon meanwhile", q->row.id);
+	else if (res->status != 0)
 		log_msg(LOG_LVL_ERROR, "reconcile: row %" PRId64 " not updated: %s", q->row.id,
 			store_strerror(res->status));
 	query_end(q);
@@ -280,6 +283,8 @@ static void on_due(const store_result *res, void *data)
 	}
 	if (j->rescan && !slots_full(j))
 		scan(j);
+	if (store_shared(j->st))
+		arm(j, now + RECONCILE_FLEET_SCAN_MS); /* rows of dead daemons become UNKNOWN meanwhile */
 }
 
 static void scan(reconciler *j)

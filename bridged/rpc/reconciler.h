@@ -12,6 +12,7 @@ struct bridge;
 #define RECONCILE_BATCH 32u              /* UNKNOWN rows read per scan */
 #define RECONCILE_QUERY_TIMEOUT_MS 15000u /* deadline of one status query */
 #define RECONCILE_RETRY_MS 5000u         /* after a failed scan of the journal */
+#define RECONCILE_FLEET_SCAN_MS 5000u    /* a fleet's: scan this often for rows a dead daemon left */
 
 typedef struct reconciler reconciler;
 
