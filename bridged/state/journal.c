@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "list.h"
 #include "log.h"
 #include "text.h"
 #include "snap_time.h"
@@ -36,6 +37,11 @@ struct journal {
 	uint64_t pruned;         /* rows the pass deleted so far */
 	unsigned prune_days, prune_batches;
 	char holder[STORE_HOLDER_MAX + 1]; /* this daemon's name in a fleet's database */
+	/* outcomes the database could not take, written again (struct retry) */
+	uv_timer_t retry_timer;
+	struct list_node retries;
+	unsigned retrying;           /* being written now */
+	unsigned retry_backoff_ms;
 };
 
 /* One attempt's store request. */
@@ -48,9 +54,13 @@ struct attempt {
 };
 
 /* One outcome's store request. */
+struct retry;
+
 struct outcome_req {
 	void (*done)(int status, void *data);
 	void *data;
+	journal *j;
+	struct retry *copy;          /* the outcome, kept for a retry; NULL: none */
 };
 
 /* ---- the key --------------------------------------------------------------------------- */
@@ -176,6 +186,9 @@ int journal_open(uv_loop_t *loop, const config *cfg, journal **out, char err[JOU
 	}
 	uv_timer_init(loop, &j->prune_timer);
 	j->prune_timer.data = j;
+	uv_timer_init(loop, &j->retry_timer);
+	j->retry_timer.data = j;
+	list_init(&j->retries);
 	*out = j;
 	return 0;
 }
@@ -199,13 +212,17 @@ static void on_store_closed(void *data)
 	closed_one(data);
 }
 
+static void retry_drop_all(journal *j);
+
 void journal_close(journal *j)
 {
 	if (j == NULL)
 		return;
 	j->closing = true;
-	j->closes = 2;
+	j->closes = 3;
+	retry_drop_all(j);
 	uv_close((uv_handle_t *)&j->prune_timer, on_timer_closed);
+	uv_close((uv_handle_t *)&j->retry_timer, on_timer_closed);
 	store_close(j->st, on_store_closed, j);
 }
 
@@ -402,10 +419,161 @@ int journal_attempt(journal *j, const journal_attempt_rec *a, journal_verdict_fn
 	return rc;
 }
 
+/* ---- outcomes the database could not take: written again until it can ---- */
+
+/* An outcome whose write failed for the database's sake (IO, BUSY, NOMEM):
+ * a copy, written again with backoff until it lands or the row is no longer
+ * PENDING. When the journal closes first, the row stays PENDING: the next
+ * start (or, in a fleet, a live daemon once this one's beat lapsed) makes it
+ * UNKNOWN and reconciles it. Either way nothing journaled is lost. */
+struct retry {
+	struct list_node node;       /* in journal.retries while waiting */
+	journal *j;
+	int64_t id;
+	unsigned attempts;
+	store_outcome o;             /* its strings and response point into mem */
+	char mem[];
+};
+
+static char *retry_str(char **at, const char *src)
+{
+	size_t n;
+	char *dst = *at;
+
+	if (src == NULL)
+		return NULL;
+	n = strlen(src) + 1;
+	memcpy(dst, src, n);
+	*at += n;
+	return dst;
+}
+
+/* A copy of o for row id; NULL when out of memory. */
+static struct retry *retry_new(journal *j, int64_t id, const store_outcome *o)
+{
+	size_t n = sizeof(struct retry) + o->response_len;
+	struct retry *r;
+	char *at;
+
+	n += o->response_code != NULL ? strlen(o->response_code) + 1 : 0;
+	n += o->response_message != NULL ? strlen(o->response_message) + 1 : 0;
+	n += o->detail != NULL ? strlen(o->detail) + 1 : 0;
+	r = calloc(1, n);
+	if (r == NULL)
+		return NULL;
+	list_node_init(&r->node);
+	r->j = j;
+	r->id = id;
+	r->o = *o;
+	at = r->mem;
+	r->o.response = NULL;
+	if (o->response != NULL && o->response_len > 0) {
+		memcpy(at, o->response, o->response_len);
+		r->o.response = at;
+		at += o->response_len;
+	}
+	r->o.response_code = retry_str(&at, o->response_code);
+	r->o.response_message = retry_str(&at, o->response_message);
+	r->o.detail = retry_str(&at, o->detail);
+	return r;
+}
+
+static bool retry_worth(int status)
+{
+	return status == STORE_ERR_IO || status == STORE_ERR_BUSY || status == STORE_ERR_NOMEM;
+}
+
+static void on_retry_timer(uv_timer_t *t);
+
+static void retry_arm(journal *j)
+{
+	unsigned d = j->retry_backoff_ms;
+
+	if (j->closing || j->retrying > 0 || list_empty(&j->retries) ||
+	    uv_is_active((uv_handle_t *)&j->retry_timer))
+		return;
+	uv_timer_start(&j->retry_timer, on_retry_timer, d == 0 ? JOURNAL_RETRY_MIN_MS : d, 0);
+}
+
+/* Keep r to write again. */
+static void retry_keep(journal *j, struct retry *r)
+{
+	if (j->closing) {
+		log_msg(LOG_LVL_ERROR, "journal: the outcome of row %" PRId64 " is left PENDING: it is "
+			"reconciled once this daemon is gone", r->id);
+		free(r);
+		return;
+	}
+	if (r->attempts == 0)
+		log_msg(LOG_LVL_WARNING, "journal: the outcome of row %" PRId64 " was not recorded; it "
+			"is written again once the database takes it", r->id);
+	list_add_tail(&j->retries, &r->node);
+	retry_arm(j);
+}
+
+static void on_retry_written(const store_result *res, void *data)
+{
+	struct retry *r = data;
+	journal *j = r->j;
+
+	j->retrying--;
+	r->attempts++;
+	if (retry_worth(res->status)) {
+		j->retry_backoff_ms = j->retry_backoff_ms == 0 ? JOURNAL_RETRY_MIN_MS :
+			j->retry_backoff_ms >= JOURNAL_RETRY_MAX_MS / 2 ? JOURNAL_RETRY_MAX_MS :
+			j->retry_backoff_ms * 2;
+		retry_keep(j, r);
+		return;
+	}
+	if (res->status == 0)
+		log_msg(LOG_LVL_INFO, "journal: the outcome of row %" PRId64 " is recorded now (attempt "
+			"%u)", r->id, r->attempts + 1);
+	else
+		log_msg(LOG_LVL_ERROR, "journal: the outcome of row %" PRId64 " cannot be recorded: %s",
+			r->id, store_strerror(res->status));
+	j->retry_backoff_ms = 0;
+	free(r);
+	retry_arm(j);
+}
+
+static void on_retry_timer(uv_timer_t *t)
+{
+	journal *j = t->data;
+
+	while (!list_empty(&j->retries) && !j->closing) {
+		struct retry *r = list_entry(j->retries.next, struct retry, node);
+
+		list_del(&r->node);
+		if (store_journal_outcome(j->st, r->id, &r->o, on_retry_written, r) != 0) {
+			list_add_tail(&j->retries, &r->node);
+			break;
+		}
+		j->retrying++;
+	}
+	retry_arm(j);
+}
+
+/* The journal closes: the outcomes still waiting stay PENDING (logged). */
+static void retry_drop_all(journal *j)
+{
+	while (!list_empty(&j->retries)) {
+		struct retry *r = list_entry(j->retries.next, struct retry, node);
+
+		list_del(&r->node);
+		log_msg(LOG_LVL_ERROR, "journal: the outcome of row %" PRId64 " is left PENDING: it is "
+			"reconciled once this daemon is gone", r->id);
+		free(r);
+	}
+}
+
 static void on_outcome(const store_result *res, void *data)
 {
 	struct outcome_req *o = data;
 
+	if (retry_worth(res->status) && o->copy != NULL)
+		retry_keep(o->j, o->copy);
+	else
+		free(o->copy);
 	o->done(res->status, o->data);
 	free(o);
 }
@@ -423,10 +591,16 @@ int journal_outcome(journal *j, int64_t id, const store_outcome *o,
 		return STORE_ERR_NOMEM;
 	req->done = done;
 	req->data = data;
+	req->j = j;
+	req->copy = retry_new(j, id, o);
 	rc = store_journal_outcome(j->st, id, o, on_outcome, req);
 	if (rc != 0) {
 		log_msg(LOG_LVL_ERROR, "journal: the outcome of row %" PRId64 " was not recorded: %s", id,
 			store_strerror(rc));
+		if (retry_worth(rc) && req->copy != NULL)
+			retry_keep(j, req->copy);
+		else
+			free(req->copy);
 		free(req);
 	}
 	return rc;

@@ -30,6 +30,8 @@
 #define JOURNAL_PRUNE_BATCH 1000u      /* retention: rows deleted per transaction */
 #define JOURNAL_PRUNE_EVERY_MS (60u * 60u * 1000u) /* retention: one pass an hour */
 #define JOURNAL_ERR_MAX (STORE_ERR_MAX + SEALED_ERR_MAX)
+#define JOURNAL_RETRY_MIN_MS 250u      /* an outcome the database refused: written again after */
+#define JOURNAL_RETRY_MAX_MS 5000u     /* ... doubling up to this */
 
 typedef struct journal journal;
 
