@@ -796,9 +796,8 @@ static void fleet_db_failed(struct fleet_op *op, int status)
 {
 	tok_profile *tp = op->tp;
 
-	if (tp != NULL && tp->b2b != NULL && !(tp->refused_gen != 0 && tp->fleet_gen == tp->refused_gen) &&
-	    uv_now(op->t->loop) < tp->last_use_ms + tp->ttl_ms) {
-		fleet_ok(op);
+	if (tp != NULL && fleet_live(tp, uv_now(op->t->loop))) {
+		fleet_ok(op); /* the caller asks again and finds it live */
 		return;
 	}
 	{
@@ -1036,12 +1035,8 @@ static int fleet_b2b(tok_profile *tp, config *cfg, const profile *p, tok_wait *w
 		fleet_use(tp, now);
 		return 0;
 	}
-	if (tp->b2b_op == NULL && fleet_start(tp, cfg, p) != 0) {
-		if (tp->b2b != NULL && !(tp->refused_gen != 0 && tp->fleet_gen == tp->refused_gen) &&
-		    now < tp->last_use_ms + tp->ttl_ms)
-			return 0;
-		return TOK_ERR_UNAVAILABLE;
-	}
+	if (tp->b2b_op == NULL && fleet_start(tp, cfg, p) != 0)
+		return TOK_ERR_UNAVAILABLE; /* no database, and no live token held */
 	list_add_tail(&tp->b2b_op->waiters, &w->node);
 	return 1;
 }
