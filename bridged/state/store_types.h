@@ -14,6 +14,7 @@
 #define STORE_DB_NAME "state.db"
 #define STORE_LOCK_NAME "state.lock"
 #define STORE_SCHEMA_VERSION 1
+#define STORE_PG_SCHEMA_VERSION 1 /* the PostgreSQL schema's own version */
 
 #define STORE_PROFILE_MAX 64      /* bytes of a profile name */
 #define STORE_REF_MAX 64          /* bytes of a customer_ref */
@@ -144,6 +145,7 @@ typedef struct store_result {
 	size_t n_bad;
 	const store_session_key *next;    /* session list: after of the next page; NULL: last */
 	unsigned n_pruned;                /* prune: journal rows deleted */
+	int64_t gen;                      /* session put, refreshed: the session's gen now */
 	const store_b2b *b2b;             /* store_b2b_*: the token's row as it is now */
 } store_result;
 
