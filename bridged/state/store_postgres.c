@@ -204,7 +204,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	"AND " FREE_FOR("claim_holder", "claim_until", "$1") " "
 	"ORDER BY next_attempt_ms, id LIMIT $2 FOR UPDATE SKIP LOCKED) "
 	"RETURNING " ROW_COLS ", NULL::bytea, 1) "
-	"SELECT * FROM c UNION ALL (" ROW_NO_RESPONSE ", 0 "
+	"SELECT * FROM c UNION ALL (SELECT " ROW_COLS ", NULL::bytea, 0 FROM journal "
 	"WHERE state = 'UNKNOWN' AND next_attempt_ms > $3 AND "
 	FREE_FOR("claim_holder", "claim_until", "$1") " ORDER BY next_attempt_ms, id LIMIT $2)",
 	[S_ATTEMPT_SAVE] =
