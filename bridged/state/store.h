@@ -51,9 +51,7 @@
 #ifndef DOKU_STATE_STORE_H
 #define DOKU_STATE_STORE_H
 
-#define STORE_BEAT_MS 2000u
-#define STORE_DEAD_MS 10000u
-#define STORE_CLAIM_MS 60000u
+/* STORE_BEAT_MS, STORE_DEAD_MS, STORE_CLAIM_MS: store_types.h */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -81,20 +79,7 @@ typedef void (*store_closed_cb)(void *data);
 int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **out,
 	       char err[STORE_ERR_MAX]);
 
-/* Where the state lives: SQLite in a directory (one daemon), or PostgreSQL
- * shared by a fleet of daemons (docs/fleet.md). */
-enum store_kind { STORE_SQLITE, STORE_POSTGRES };
-
-typedef struct store_where {
-	enum store_kind kind;
-	const char *state_dir;  /* SQLITE: the directory (store_open's state_dir) */
-	const char *conninfo;   /* POSTGRES: a libpq connection string (no password in it) */
-	const char *password;   /* POSTGRES: NULL, or the password (borrowed; read from
-				   state_postgres_password_file; the caller wipes it) */
-	const char *holder;     /* POSTGRES: this daemon's name in leases, claims and rows
-				   it sends ([A-Za-z0-9._:-], at most STORE_HOLDER_MAX);
-				   unique in the fleet (store_holder_make) */
-} store_where;
+/* Where the state lives (store_where, enum store_kind): store_types.h. */
 
 /* store_open for either kind. POSTGRES: connects (the worker keeps the
  * connection, and reconnects with backoff when it is lost: requests made

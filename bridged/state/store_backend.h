@@ -25,7 +25,6 @@
 #include <stdio.h>
 
 #include "sealed.h"
-#include "store.h"
 #include "store_types.h"
 
 /* A sealed token longer than this is not one the store wrote: it does not open. */

@@ -1966,7 +1966,7 @@ static int pg_export_journal(const store_where *w, FILE *out)
 	}
 	if (rc != 0)
 		fprintf(stderr, "export: %s: %s\n", b->where, b->msg[0] != '\0' ? b->msg
-										 : store_strerror(rc));
+										 : "cannot be read");
 	pg_free(b);
 	if (rc == 0 && (fflush(out) != 0 || ferror(out)))
 		rc = STORE_ERR_IO;

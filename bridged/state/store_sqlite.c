@@ -1518,7 +1518,7 @@ int store_sqlite_walk(const char *state_dir, const store_walk *w, char err[STORE
 		db_reason(db, sqlite3_errcode(db), why, sizeof(why));
 	if (rc < 0 && err[0] == '\0')
 		text_printf(err, STORE_ERR_MAX, "SQLite state %s: %s", name,
-			    why[0] != '\0' ? why : store_strerror(rc));
+			    why[0] != '\0' ? why : "cannot be read");
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	sqlite3_close(db);
 	return rc;

@@ -41,6 +41,11 @@
 #define STORE_CLIENT_ID_MAX 128   /* bytes of a profile's client_id */
 #define STORE_LEASE_MAX_MS 600000u /* the longest lease or claim */
 
+/* The fleet's times (store.h, "a shared store") */
+#define STORE_BEAT_MS 2000u       /* a daemon's beat in the database */
+#define STORE_DEAD_MS 10000u      /* a daemon not beating for this long is dead */
+#define STORE_CLAIM_MS 60000u     /* a claim of a journal row for reconciliation */
+
 /* The store's failures: a named subset of enum doku_err (doku_err.h). */
 enum store_err {
 	STORE_ERR_NOMEM = DOKU_ERR_NOMEM,
@@ -150,5 +155,20 @@ typedef struct store_result {
 } store_result;
 
 typedef void (*store_cb)(const store_result *res, void *data);
+
+/* Where the state lives: SQLite in a directory (one daemon), or PostgreSQL
+ * shared by a fleet of daemons (docs/fleet.md). */
+enum store_kind { STORE_SQLITE, STORE_POSTGRES };
+
+typedef struct store_where {
+	enum store_kind kind;
+	const char *state_dir;  /* SQLITE: the directory (store_open's state_dir) */
+	const char *conninfo;   /* POSTGRES: a libpq connection string (no password in it) */
+	const char *password;   /* POSTGRES: NULL, or the password (borrowed; read from
+				   state_postgres_password_file; the caller wipes it) */
+	const char *holder;     /* POSTGRES: this daemon's name in leases, claims and rows
+				   it sends ([A-Za-z0-9._:-], at most STORE_HOLDER_MAX);
+				   unique in the fleet (store_holder_make) */
+} store_where;
 
 #endif
