@@ -193,12 +193,10 @@ static inline void rt_on_closed(uv_handle_t *h)
 	(void)h;
 }
 
-/* Release everything (as daemon/main.c's shutdown does) and check that the
- * loop has no handle left. */
-static inline void rt_env_free(rt_env *e)
+/* Release everything (as daemon/main.c's shutdown does): rt_env_close
+ * starts it, the loop finishes it, rt_env_destroy frees the env. */
+static inline void rt_env_close(rt_env *e)
 {
-	if (e == NULL)
-		return;
 	assert_int_equal(e->b.calls_in_flight, 0);
 	if (e->b.tokens != NULL)
 		tokens_set_store(e->b.tokens, NULL);
@@ -206,15 +204,27 @@ static inline void rt_env_free(rt_env *e)
 	tokens_free(e->b.tokens);
 	upstream_close(e->b.up);
 	uv_close((uv_handle_t *)&e->watchdog, rt_on_closed);
-	if (!e->shared_loop) {
-		uv_run(&e->loop, UV_RUN_DEFAULT);
-		assert_int_equal(uv_loop_close(&e->loop), 0);
-	} else {
-		uv_run(e->b.loop, UV_RUN_DEFAULT); /* the owner closes it */
-	}
+}
+
+static inline void rt_env_destroy(rt_env *e)
+{
 	config_unref(e->b.cfg);
 	rt_rmdir(e->dir);
 	free(e);
+}
+
+/* All of it for an env on its own loop, and check that the loop has no
+ * handle left. (Envs on a shared loop: rt_env_close each, run the loop,
+ * rt_env_destroy each.) */
+static inline void rt_env_free(rt_env *e)
+{
+	if (e == NULL)
+		return;
+	assert_false(e->shared_loop);
+	rt_env_close(e);
+	uv_run(&e->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&e->loop), 0);
+	rt_env_destroy(e);
 }
 
 /* Run the loop until cond(data) holds; fails the test after RT_WAIT_MS. */

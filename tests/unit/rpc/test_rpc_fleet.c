@@ -84,10 +84,12 @@ static int teardown(void **state)
 	struct fleet *f = *state;
 	char cmd[256];
 
-	rt_env_free(f->a);
-	rt_env_free(f->b);
+	rt_env_close(f->a);
+	rt_env_close(f->b);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
+	rt_env_destroy(f->a);
+	rt_env_destroy(f->b);
 	snprintf(cmd, sizeof(cmd), "psql -qX -c 'DROP DATABASE %s' >/dev/null", f->db);
 	(void)!system(cmd);
 	free(f);
