@@ -1119,7 +1119,7 @@ unsigned h_client_events(short revents)
 /* The superuser's libpq variables, out of the environment (h_pg_init). */
 static char *pg_super_env[PG_ENV_MAX + 1];
 static bool pg_ready;
-static char pg_conninfo[2048];
+static char pg_conninfo[4096];
 
 /* libpq's environment variables (those that would change where or as whom a
  * child connects). */
@@ -1128,6 +1128,116 @@ static const char *const pg_vars[] = {
 	"PGSERVICE", "PGSERVICEFILE", "PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY",
 	"PGOPTIONS", "PGREQUIRESSL", NULL,
 };
+
+/* The value of keyword key in a libpq conninfo (key=value words, values
+ * optionally in single quotes with \\ escapes, or a postgres[ql]:// URI: its
+ * user, dbname and query parameters) into out[outsz]; false when absent. */
+/* p[0..n) and a NUL into out[outsz] (which must hold them). */
+static void copy_out(char *out, size_t outsz, const char *p, size_t n)
+{
+	assert_true(n < outsz);
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+static bool conninfo_get(const char *ci, const char *key, char *out, size_t outsz)
+{
+	size_t klen = strlen(key), n = 0;
+	bool found = false;
+
+	if (strncmp(ci, "postgres://", 11) == 0 || strncmp(ci, "postgresql://", 13) == 0) {
+		const char *p = strstr(ci, "://") + 3, *at, *slash, *q;
+
+		q = strchr(p, '?');
+		at = strchr(p, '@');
+		if (at != NULL && q != NULL && at > q)
+			at = NULL;
+		slash = strchr(at != NULL ? at : p, '/');
+		if (q != NULL && slash != NULL && slash > q)
+			slash = NULL;
+		if (strcmp(key, "user") == 0 && at != NULL) {
+			n = strcspn(p, ":@");
+			found = true;
+			copy_out(out, outsz, p, n);
+		} else if (strcmp(key, "dbname") == 0 && slash != NULL) {
+			n = strcspn(slash + 1, "?");
+			found = n > 0;
+			copy_out(out, outsz, slash + 1, n);
+		}
+		for (p = q; p != NULL && *p != '\0'; p = strchr(p + 1, '&')) {
+			const char *kv = p + 1;
+
+			if (strncmp(kv, key, klen) == 0 && kv[klen] == '=') {
+				n = strcspn(kv + klen + 1, "&");
+				copy_out(out, outsz, kv + klen + 1, n);
+				found = true;
+			}
+		}
+		return found;
+	}
+	for (const char *p = ci; *p != '\0';) {
+		const char *k, *eq;
+		char val[1024];
+
+		n = 0;
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (*p == '\0')
+			break;
+		k = p;
+		eq = strchr(p, '=');
+		if (eq == NULL)
+			break;
+		p = eq + 1;
+		while (*p == ' ')
+			p++;
+		if (*p == '\'') {
+			for (p++; *p != '\0' && *p != '\''; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				if (n + 1 < sizeof(val))
+					val[n++] = *p;
+			}
+			if (*p == '\'')
+				p++;
+		} else {
+			for (; *p != '\0' && *p != ' ' && *p != '\t' && *p != '\n'; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				if (n + 1 < sizeof(val))
+					val[n++] = *p;
+			}
+		}
+		val[n] = '\0';
+		/* a keyword given twice: the last wins, as in libpq */
+		if ((size_t)(eq - k) == klen && strncmp(k, key, klen) == 0) {
+			copy_out(out, outsz, val, n);
+			found = true;
+		}
+	}
+	return found;
+}
+
+static char pg_base[2048];     /* $DOKU_TEST_PG_CONNINFO with TLS */
+static char pg_db0[128];       /* pg_run.sh's database */
+static char pg_db[128];        /* the current one */
+static unsigned pg_dbs;
+
+/* pg_conninfo: pg_base naming the current database. */
+static void conninfo_make(void)
+{
+	bool uri = strncmp(pg_base, "postgres://", 11) == 0 || strncmp(pg_base, "postgresql://", 13) == 0;
+	int n;
+
+	if (strcmp(pg_db, pg_db0) == 0)
+		n = snprintf(pg_conninfo, sizeof(pg_conninfo), "%s", pg_base);
+	else if (uri)
+		n = snprintf(pg_conninfo, sizeof(pg_conninfo), "%s%sdbname=%s", pg_base,
+			     strchr(pg_base, '?') != NULL ? "&" : "?", pg_db);
+	else /* the last dbname wins */
+		n = snprintf(pg_conninfo, sizeof(pg_conninfo), "%s dbname=%s", pg_base, pg_db);
+	assert_true(n > 0 && (size_t)n < sizeof(pg_conninfo));
+}
 
 bool h_pg_init(void)
 {
@@ -1145,16 +1255,23 @@ bool h_pg_init(void)
 			continue;
 		assert_true(k < PG_ENV_MAX);
 		assert_true(asprintf(&pg_super_env[k++], "%s=%s", pg_vars[i], v) > 0);
+		/* the database of pg_run.sh, when its conninfo does not say */
+		if (strcmp(pg_vars[i], "PGDATABASE") == 0)
+			snprintf(pg_db0, sizeof(pg_db0), "%s", v);
 		assert_int_equal(unsetenv(pg_vars[i]), 0);
 	}
+	if (!conninfo_get(base, "dbname", pg_db0, sizeof(pg_db0)) && pg_db0[0] == '\0')
+		fail_msg("$DOKU_TEST_PG_CONNINFO names no database: %s", base);
+	snprintf(pg_db, sizeof(pg_db), "%s", pg_db0);
 	if (ca == NULL || ca[0] == '\0' || strstr(base, "sslmode") != NULL)
-		snprintf(pg_conninfo, sizeof(pg_conninfo), "%s", base);
+		snprintf(pg_base, sizeof(pg_base), "%s", base);
 	else if (strncmp(base, "postgres://", 11) == 0 || strncmp(base, "postgresql://", 13) == 0)
-		snprintf(pg_conninfo, sizeof(pg_conninfo), "%s%ssslmode=verify-full&sslrootcert=%s", base,
+		snprintf(pg_base, sizeof(pg_base), "%s%ssslmode=verify-full&sslrootcert=%s", base,
 			 strchr(base, '?') != NULL ? "&" : "?", ca);
 	else
-		snprintf(pg_conninfo, sizeof(pg_conninfo), "%s sslmode=verify-full sslrootcert=%s", base, ca);
+		snprintf(pg_base, sizeof(pg_base), "%s sslmode=verify-full sslrootcert=%s", base, ca);
 	pg_ready = true;
+	conninfo_make();
 	return true;
 }
 
@@ -1162,6 +1279,30 @@ const char *h_pg_conninfo(void)
 {
 	assert_true(pg_ready);
 	return pg_conninfo;
+}
+
+const char *h_pg_dbname(void)
+{
+	assert_true(pg_ready);
+	return pg_db;
+}
+
+void h_pg_new_db(void)
+{
+	char sql[512], *owner = NULL;
+
+	assert_true(pg_ready);
+	snprintf(sql, sizeof(sql), "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'",
+		 pg_db0);
+	assert_int_equal(h_pg_sql("postgres", sql, &owner), 0);
+	owner[strcspn(owner, "\n")] = '\0';
+	assert_true(owner[0] != '\0');
+	snprintf(pg_db, sizeof(pg_db), "%.48s_%d_%u", pg_db0, (int)getpid(), ++pg_dbs);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\" TEMPLATE \"%s\" OWNER \"%s\"", pg_db, pg_db0,
+		 owner);
+	assert_int_equal(h_pg_sql("postgres", sql, NULL), 0);
+	free(owner);
+	conninfo_make();
 }
 
 void h_fleet_key(const h_env *e, char path[PATH_MAX])
@@ -1291,9 +1432,10 @@ static char **super_envp(void)
 	return envp;
 }
 
-int h_pg_sql(const char *sql, char **out)
+int h_pg_sql(const char *db, const char *sql, char **out)
 {
-	char *argv[] = { "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", (char *)sql, NULL };
+	char *argv[] = { "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+			 (char *)(db != NULL ? db : pg_db), "-c", (char *)sql, NULL };
 	char **envp = super_envp(), *err = NULL;
 	int st;
 
@@ -1378,4 +1520,42 @@ double h_metric(h_env *e, const char *name, const char *labels)
 	dokubridge_message_free(mr);
 	dokubridge_free(c);
 	return v;
+}
+
+void h_fleet_start(h_env *fl, unsigned n, const char *extra)
+{
+	char bridge[4 * PATH_MAX + 2048], name[16];
+
+	assert_true(n >= 1 && n <= H_FLEET_MAX);
+	if (!h_pg_init()) {
+		fprintf(stderr, "not inside tests/tools/pg_run.sh (no $DOKU_TEST_PG_CONNINFO): skipped\n");
+		skip();
+	}
+	h_pg_new_db();
+	h_setup(&fl[0]);
+	for (unsigned i = 1; i < n; i++) {
+		snprintf(name, sizeof(name), "d%u", i);
+		h_setup_second(&fl[i], &fl[0], name);
+	}
+	/* all at once: the schema is made (or checked) under a lock, once */
+	for (unsigned i = 0; i < n; i++) {
+		h_pg_bridge(&fl[i], extra, bridge, sizeof(bridge));
+		h_write_config(&fl[i], bridge, NULL);
+		fl[i].daemon_pid = h_daemon_spawn(&fl[i]);
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (!h_wait_notify(&fl[i], "READY=1"))
+			fail_msg("fleet daemon %u did not become ready (see %s)", i, fl[i].log);
+}
+
+void h_fleet_teardown(h_env *fl, unsigned n)
+{
+	for (unsigned i = n; i-- > 0;)
+		h_teardown(&fl[i]);
+}
+
+void h_fleet_kill(h_env *fl, unsigned n)
+{
+	for (unsigned i = n; i-- > 0;)
+		h_kill(&fl[i]);
 }
