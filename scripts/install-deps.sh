@@ -8,6 +8,8 @@ packages=(
   libuv1-dev libcurl4-openssl-dev libwolfssl-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libcmocka-dev libinih-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libsystemd-dev
+  # the fleet's shared state (bridged/state/store_postgres.c) and its tests' server
+  libpq-dev postgresql
   python3 python3-protobuf python3-pytest python3-venv python3-setuptools python3-pip
   openssl ca-certificates curl procps jq
   dpkg-dev file systemd shellcheck

@@ -1,7 +1,8 @@
 /* The durable state's generic part: the public API, the requests and their
  * queue, the worker thread that runs them through a backend
- * (store_backend.h; store_sqlite.c), the sealing of session tokens, and the
- * completions handed back to the loop. */
+ * (store_backend.h; store_sqlite.c, store_postgres.c), the sealing of session
+ * and B2B tokens, the fleet's beat, and the completions handed back to the
+ * loop. */
 #include <wolfssl/options.h>
 #include <wolfssl/wolfcrypt/hash.h>
 
@@ -12,22 +13,27 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define STORE_PATH_MAX 4096
 #define KEY_CHECK_TEXT "doku-bridge state key check v1"
 #define KEY_CHECK_AD "doku-bridge key check"
+#define B2B_AD "b2b"
+#define HOLDER_HOST_MAX 60 /* bytes of the host name in a holder name */
 
 /* ---- the store and its requests ---- */
 
 /* One session: its name and its plaintext tokens (malloc'd, wiped on free). */
 struct sess_slot {
 	store_session_key key;
+	int64_t gen;
 	char *access, *refresh;
 	size_t access_len, refresh_len;
 	int64_t access_expiry, refresh_expiry;
@@ -39,7 +45,11 @@ struct req {
 	struct req *next;
 	store_cb cb;
 	void *data;
-	struct sess_slot sess_in;   /* session put: the plaintext tokens */
+	struct sess_slot sess_in;   /* session put, refreshed: the plaintext tokens */
+	char *b2b_in;               /* b2b publish: the plaintext token (wiped on free) */
+	size_t b2b_in_len;
+	char *b2b_plain;            /* b2b_*: b.b2b.token opened (wiped on free) */
+	store_b2b b2b_pub;          /* the public view of b.b2b */
 	struct sess_slot *slots;    /* session get / list: b.sealed opened */
 	size_t n_slots;
 	store_session *sessions;    /* the public view of slots */
@@ -56,6 +66,8 @@ struct store {
 	store_backend *be;            /* the worker's once started */
 	sealed_key *key;              /* borrowed; NULL: no sessions */
 	int lock_fd;
+	unsigned beat_ms;             /* the worker calls ops->beat this often; 0: never */
+	store_counters cnt;           /* written by the worker, read by the loop */
 	/* guarded by mu */
 	struct req *queue_head, *queue_tail;
 	size_t queued;
@@ -138,6 +150,24 @@ static void copy_cut(char *dst, size_t cap, const char *src)
 
 /* ---- sealing (the worker thread, or store_open before it) ---- */
 
+/* The associated data of a token: a session's (k, purpose) or, with k NULL,
+ * the B2B token of profile purpose: "b2b" NUL profile. */
+static int token_ad(const store_session_key *k, const char *purpose,
+		    unsigned char ad[SEALED_AD_MAX], size_t *ad_len)
+{
+	size_t n;
+
+	if (k != NULL)
+		return sealed_ad(k->profile, k->customer_ref, purpose, ad, ad_len);
+	n = strlen(purpose);
+	if (sizeof(B2B_AD) + n > SEALED_AD_MAX)
+		return STORE_ERR_INVALID;
+	memcpy(ad, B2B_AD, sizeof(B2B_AD)); /* with its NUL */
+	memcpy(ad + sizeof(B2B_AD), purpose, n);
+	*ad_len = sizeof(B2B_AD) + n;
+	return 0;
+}
+
 static int seal_token(store *st, const store_session_key *k, const char *purpose,
 		      const char *tok, size_t len, unsigned char **out, size_t *out_len)
 {
@@ -148,13 +178,14 @@ static int seal_token(store *st, const store_session_key *k, const char *purpose
 	*out = malloc(len + SEALED_OVERHEAD);
 	if (*out == NULL)
 		return STORE_ERR_NOMEM;
-	rc = sealed_ad(k->profile, k->customer_ref, purpose, ad, &ad_len);
+	rc = token_ad(k, purpose, ad, &ad_len);
 	if (rc == 0)
 		rc = sealed_seal(st->key, ad, ad_len, tok, len, *out, len + SEALED_OVERHEAD, out_len);
 	return rc == 0 ? 0 : rc == SEALED_ERR_NOMEM ? STORE_ERR_NOMEM : STORE_ERR_IO;
 }
 
-/* in[0..in_len), a sealed token of session k, opened into a new *tok. */
+/* in[0..in_len), a sealed token of session k (NULL: the B2B token of
+ * profile purpose), opened into a new *tok. */
 static int open_token(store *st, const unsigned char *in, size_t in_len,
 		      const store_session_key *k, const char *purpose, char **tok, size_t *len)
 {
@@ -170,7 +201,7 @@ static int open_token(store *st, const unsigned char *in, size_t in_len,
 	*tok = malloc(cap);
 	if (*tok == NULL)
 		return STORE_ERR_NOMEM;
-	rc = sealed_ad(k->profile, k->customer_ref, purpose, ad, &ad_len);
+	rc = token_ad(k, purpose, ad, &ad_len);
 	if (rc == 0)
 		rc = sealed_open(st->key, ad, ad_len, in, in_len, (unsigned char *)*tok, cap, len);
 	if (rc != 0) {
@@ -202,6 +233,7 @@ static int open_session(store *st, const store_sealed_session *ss, struct sess_s
 	int rc;
 
 	sl->key = ss->key;
+	sl->gen = ss->gen;
 	sl->access_expiry = ss->access_expiry;
 	sl->refresh_expiry = ss->refresh_expiry;
 	rc = open_token(st, ss->access, ss->access_len, &sl->key, "access", &sl->access,
@@ -220,6 +252,7 @@ static int open_session(store *st, const store_sealed_session *ss, struct sess_s
 
 static void publish_session(store_session *pub, const struct sess_slot *sl)
 {
+	pub->gen = sl->gen;
 	pub->profile = sl->key.profile;
 	pub->customer_ref = sl->key.customer_ref;
 	pub->access_token = sl->access;
@@ -276,12 +309,13 @@ static int open_sessions(store *st, struct req *r, int rc)
 		if (o == STORE_ERR_SEALED) {
 			r->bad[r->b.res.n_bad++] = sl->key;
 			slot_wipe(sl);
-			if (r->b.op == STORE_OP_SESSION_GET && rc == 0)
+			if (r->b.op != STORE_OP_SESSION_LIST && rc == 0)
 				rc = STORE_ERR_SEALED;
 		} else if (o != 0) {
 			return rc != 0 ? rc : o;
 		} else {
-			publish_session(&r->sessions[r->b.res.n_sessions++], sl);
+			publish_session(&r->sessions[r->b.res.n_sessions], sl);
+			r->sessions[r->b.res.n_sessions++].leased = r->b.sess_leased;
 		}
 	}
 	return rc;
@@ -290,16 +324,54 @@ static int open_sessions(store *st, struct req *r, int rc)
 /* ---- the worker ---- */
 
 /* One request, between the backend's req_begin and req_end. */
+static bool is_b2b_op(enum store_op op)
+{
+	return op == STORE_OP_B2B_GET || op == STORE_OP_B2B_LEASE || op == STORE_OP_B2B_PUBLISH ||
+	       op == STORE_OP_B2B_RELEASE || op == STORE_OP_B2B_USED;
+}
+
+/* B2B: the row the backend returned, its token opened, into r->b2b_pub. A
+ * token that does not open reads as none (the next fetch replaces it). */
+static int open_b2b(store *st, struct req *r, int rc)
+{
+	const store_sealed_b2b *in = &r->b.b2b;
+	store_b2b *out = &r->b2b_pub;
+	int o;
+
+	out->gen = in->gen;
+	out->ttl_s = in->ttl_s;
+	out->idle_ms = in->idle_ms;
+	out->leased = in->leased;
+	memcpy(out->lease_holder, in->lease_holder, sizeof(out->lease_holder));
+	out->lease_left_ms = in->lease_left_ms;
+	if (in->token == NULL || in->token_len == 0)
+		return rc;
+	o = open_token(st, in->token, in->token_len, NULL, r->b.skey.profile, &r->b2b_plain,
+		       &out->token_len);
+	if (o == 0)
+		out->token = r->b2b_plain;
+	else if (o != STORE_ERR_SEALED && rc == 0)
+		rc = o;
+	return rc;
+}
+
+/* One request, between the backend's req_begin and req_end. */
 static int run_req(store *st, struct req *r)
 {
 	int rc = 0;
 
-	if (r->b.op == STORE_OP_SESSION_PUT)
+	if (r->b.op == STORE_OP_SESSION_PUT || r->b.op == STORE_OP_SESSION_REFRESHED)
 		rc = seal_session(st, r);
+	else if (r->b.op == STORE_OP_B2B_PUBLISH)
+		rc = seal_token(st, NULL, r->b.skey.profile, r->b2b_in, r->b2b_in_len,
+				&r->b.b2b_sealed, &r->b.b2b_sealed_len);
 	if (rc == 0)
 		rc = st->ops->exec(st->be, &r->b);
-	if (r->b.op == STORE_OP_SESSION_GET || r->b.op == STORE_OP_SESSION_LIST)
+	if (r->b.op == STORE_OP_SESSION_GET || r->b.op == STORE_OP_SESSION_LIST ||
+	    r->b.op == STORE_OP_SESSION_LEASE)
 		rc = open_sessions(st, r, rc);
+	else if (is_b2b_op(r->b.op))
+		rc = open_b2b(st, r, rc);
 	return rc;
 }
 
@@ -308,6 +380,13 @@ static void req_drop_results(struct req *r)
 {
 	for (size_t i = 0; r->slots != NULL && i < r->n_slots; i++)
 		slot_wipe(&r->slots[i]);
+	if (r->b2b_plain != NULL) {
+		explicit_bzero(r->b2b_plain, r->b2b_pub.token_len);
+		free(r->b2b_plain);
+		r->b2b_plain = NULL;
+	}
+	memset(&r->b2b_pub, 0, sizeof(r->b2b_pub));
+	r->b.res.gen = 0;
 	r->b.res.n_rows = 0;
 	r->b.res.n_sessions = 0;
 	r->b.res.n_bad = 0;
@@ -341,12 +420,28 @@ static void run_batch(store *st, struct req **batch, size_t n)
 			batch[i]->b.res.status = STORE_ERR_IO;
 		}
 	}
+	for (size_t i = 0; i < n; i++) {
+		int s = batch[i]->b.res.status;
+
+		if (s == STORE_ERR_IO || s == STORE_ERR_CORRUPT)
+			atomic_fetch_add(&st->cnt.errors, 1);
+	}
+}
+
+/* Beat now when the interval has passed since *next (uv_hrtime ns). */
+static void maybe_beat(store *st, uint64_t *next)
+{
+	if (st->beat_ms == 0 || uv_hrtime() < *next)
+		return;
+	st->ops->beat(st->be);
+	*next = uv_hrtime() + (uint64_t)st->beat_ms * 1000000u;
 }
 
 static void worker_main(void *arg)
 {
 	store *st = arg;
 	struct req *batch[STORE_BATCH_MAX];
+	uint64_t next_beat = uv_hrtime() + (uint64_t)st->beat_ms * 1000000u;
 	sigset_t all;
 
 	sigfillset(&all);
@@ -355,8 +450,19 @@ static void worker_main(void *arg)
 	for (;;) {
 		size_t n = 0;
 
-		while (st->queue_head == NULL && !st->closing)
-			uv_cond_wait(&st->cond, &st->mu);
+		while (st->queue_head == NULL && !st->closing) {
+			uint64_t now = uv_hrtime();
+
+			if (st->beat_ms == 0) {
+				uv_cond_wait(&st->cond, &st->mu);
+			} else if (now < next_beat) {
+				(void)uv_cond_timedwait(&st->cond, &st->mu, next_beat - now);
+			} else {
+				uv_mutex_unlock(&st->mu);
+				maybe_beat(st, &next_beat);
+				uv_mutex_lock(&st->mu);
+			}
+		}
 		if (st->queue_head == NULL)
 			break;
 		while (n < STORE_BATCH_MAX && st->queue_head != NULL) {
@@ -368,6 +474,7 @@ static void worker_main(void *arg)
 		if (st->queue_head == NULL)
 			st->queue_tail = NULL;
 		uv_mutex_unlock(&st->mu);
+		maybe_beat(st, &next_beat);
 		run_batch(st, batch, n);
 		uv_mutex_lock(&st->mu);
 		for (size_t i = 0; i < n; i++) {
@@ -410,6 +517,12 @@ static void req_free(struct req *r)
 	free(r->b.sealed);
 	free(r->b.put.access);
 	free(r->b.put.refresh);
+	free(r->b.b2b.token);
+	free(r->b.b2b_sealed);
+	if (r->b2b_in != NULL) {
+		explicit_bzero(r->b2b_in, r->b2b_in_len);
+		free(r->b2b_in);
+	}
 	slot_wipe(&r->sess_in);
 	explicit_bzero(r, sizeof(*r));
 	free(r);
@@ -428,7 +541,7 @@ static struct req *req_new(enum store_op op, store_cb cb, void *data, unsigned r
 	r->cb = cb;
 	r->data = data;
 	r->b.limit = rows;
-	if (op == STORE_OP_SESSION_GET)
+	if (op == STORE_OP_SESSION_GET || op == STORE_OP_SESSION_LEASE)
 		sessions = 1;
 	else if (op == STORE_OP_SESSION_LIST)
 		sessions = STORE_SESSION_PAGE;
@@ -502,7 +615,9 @@ static void on_async(uv_async_t *a)
 		r->b.res.rows = r->b.res.n_rows > 0 ? r->b.rows : NULL;
 		r->b.res.sessions = r->b.res.n_sessions > 0 ? r->sessions : NULL;
 		r->b.res.bad = r->b.res.n_bad > 0 ? r->bad : NULL;
-		r->cb(&r->b.res, r->data);
+		r->b.res.b2b = is_b2b_op(r->b.op) ? &r->b2b_pub : NULL;
+		if (r->cb != NULL)
+			r->cb(&r->b.res, r->data);
 		req_free(r);
 		r = next;
 	}
@@ -568,9 +683,30 @@ static int take_dir(store *st, const char *dir, char err[STORE_ERR_MAX])
 	return 0;
 }
 
+static int key_check_once(const store_backend_ops *ops, store_backend *be, sealed_key *key,
+			  char err[STORE_ERR_MAX]);
+
 /* The key must open the key check sealed with the first key the database
- * saw; a database that never saw one gets one. */
-static int key_check(store *st, char err[STORE_ERR_MAX])
+ * saw; a database that never saw one gets one (a shared backend's put is
+ * EXISTS when another daemon put one first: then that one is checked). */
+static int key_check(const store_backend_ops *ops, store_backend *be, sealed_key *key,
+		     char err[STORE_ERR_MAX])
+{
+	int rc = 0;
+
+	if (key == NULL)
+		return 0;
+	for (int round = 0; round < 2; round++) {
+		rc = key_check_once(ops, be, key, err);
+		if (rc != STORE_ERR_EXISTS)
+			return rc;
+		/* another daemon of the fleet stored one meanwhile: check against it */
+	}
+	return rc;
+}
+
+static int key_check_once(const store_backend_ops *ops, store_backend *be, sealed_key *key,
+			  char err[STORE_ERR_MAX])
 {
 	static const char text[] = KEY_CHECK_TEXT;
 	unsigned char plain[sizeof(text)];
@@ -579,46 +715,138 @@ static int key_check(store *st, char err[STORE_ERR_MAX])
 	size_t n = 0, len = 0;
 	int rc;
 
-	if (st->key == NULL)
-		return 0;
-	rc = st->ops->key_check_get(st->be, &v, &n, err);
+	rc = ops->key_check_get(be, &v, &n, err);
 	if (rc == 0 && (n == 0 ||
-			sealed_open(st->key, KEY_CHECK_AD, sizeof(KEY_CHECK_AD) - 1, v, n, plain,
+			sealed_open(key, KEY_CHECK_AD, sizeof(KEY_CHECK_AD) - 1, v, n, plain,
 				    sizeof(plain), &len) != 0 ||
 			len != sizeof(text) - 1 || memcmp(plain, text, len) != 0)) {
-		text_printf(err, STORE_ERR_MAX,
-			 "state database %s was sealed with another key: its sessions cannot be "
-			 "opened with this one. Use the key it was written with, or move %s away "
-			 "to start afresh (its sessions are then lost; --export-journal saves the "
-			 "journal first)",
-			 st->ops->where(st->be), STORE_DB_NAME);
+		if (ops->shared)
+			text_printf(err, STORE_ERR_MAX,
+				    "state database %s was sealed with another key: its sessions "
+				    "and tokens cannot be opened with this one. Every daemon of a "
+				    "fleet must use the same state_key_file",
+				    ops->where(be));
+		else
+			text_printf(err, STORE_ERR_MAX,
+				    "state database %s was sealed with another key: its sessions "
+				    "cannot be opened with this one. Use the key it was written "
+				    "with, or move %s away to start afresh (its sessions are then "
+				    "lost; --export-journal saves the journal first)",
+				    ops->where(be), STORE_DB_NAME);
 		rc = STORE_ERR_KEY;
 	}
 	free(v);
+	explicit_bzero(plain, sizeof(plain));
 	if (rc != STORE_ERR_NOT_FOUND)
 		return rc;
-	if (sealed_seal(st->key, KEY_CHECK_AD, sizeof(KEY_CHECK_AD) - 1, text, sizeof(text) - 1,
+	if (sealed_seal(key, KEY_CHECK_AD, sizeof(KEY_CHECK_AD) - 1, text, sizeof(text) - 1,
 			sealed, sizeof(sealed), &len) != 0) {
 		text_printf(err, STORE_ERR_MAX,
 			 "state database %s cannot be used: the key check could not be sealed",
-			 st->ops->where(st->be));
+			 ops->where(be));
 		return STORE_ERR_IO;
 	}
-	return st->ops->key_check_put(st->be, sealed, len, err);
+	return ops->key_check_put(be, sealed, len, err);
 }
 
-int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **out,
-	       char err[STORE_ERR_MAX])
+static bool holder_valid(const char *h)
 {
+	size_t n;
+
+	if (h == NULL)
+		return false;
+	n = strnlen(h, STORE_HOLDER_MAX + 1);
+	if (n == 0 || n > STORE_HOLDER_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = h[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == ':' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+void store_holder_make(char out[STORE_HOLDER_MAX + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	char host[HOLDER_HOST_MAX + 1] = "";
+	unsigned char rnd[8] = { 0 };
+	char hex[2 * sizeof(rnd) + 1];
+	size_t got = 0;
+
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[HOLDER_HOST_MAX] = '\0';
+	for (char *c = host; *c != '\0'; c++)
+		if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		      (*c >= '0' && *c <= '9') || *c == '.' || *c == '-' || *c == '_'))
+			*c = '-';
+	if (host[0] == '\0')
+		memcpy(host, "host", 5);
+	while (got < sizeof(rnd)) {
+		ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
+
+		if (n > 0)
+			got += (size_t)n;
+		else if (n < 0 && errno != EINTR)
+			break;
+	}
+	if (got < sizeof(rnd)) { /* no getrandom: the clock still makes it unique enough */
+		uint64_t t = uv_hrtime() ^ (uint64_t)clock_wall_ms();
+
+		memcpy(rnd, &t, sizeof(rnd));
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		hex[2 * i] = digits[rnd[i] >> 4];
+		hex[2 * i + 1] = digits[rnd[i] & 0xf];
+	}
+	hex[sizeof(hex) - 1] = '\0';
+	text_printf(out, STORE_HOLDER_MAX + 1, "%s:%ld:%s", host, (long)getpid(), hex);
+}
+
+/* The backend of w's kind, or NULL. */
+static const store_backend_ops *backend_of(const store_where *w)
+{
+	if (w == NULL)
+		return NULL;
+	if (w->kind == STORE_SQLITE)
+		return w->state_dir != NULL && w->state_dir[0] != '\0' ? store_sqlite_backend()
+									: NULL;
+	if (w->kind == STORE_POSTGRES)
+		return w->conninfo != NULL ? store_postgres_backend() : NULL;
+	return NULL;
+}
+
+int store_open_at(uv_loop_t *loop, const store_where *w, sealed_key *key, store **out,
+		  char err[STORE_ERR_MAX])
+{
+	char holder[STORE_HOLDER_MAX + 1];
+	const store_backend_ops *ops = backend_of(w);
+	store_where where;
 	bool sync_made = false;
 	store *st;
 	int rc;
 
 	*out = NULL;
 	err[0] = '\0';
-	if (loop == NULL || state_dir == NULL || state_dir[0] == '\0') {
-		text_printf(err, STORE_ERR_MAX, "store_open: no loop or no state directory");
+	if (loop == NULL || ops == NULL) {
+		text_printf(err, STORE_ERR_MAX, "store_open: no loop, or no state directory or "
+			    "PostgreSQL connection string");
 		return STORE_ERR_INVALID;
+	}
+	where = *w;
+	if (w->kind == STORE_POSTGRES) {
+		if (w->holder == NULL) {
+			store_holder_make(holder);
+			where.holder = holder;
+		} else if (!holder_valid(w->holder)) {
+			text_printf(err, STORE_ERR_MAX,
+				    "store_open: a holder name is 1 to %d of [A-Za-z0-9._:-]",
+				    STORE_HOLDER_MAX);
+			return STORE_ERR_INVALID;
+		}
 	}
 	st = calloc(1, sizeof(*st));
 	if (st == NULL) {
@@ -628,12 +856,14 @@ int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **
 	st->loop = loop;
 	st->key = key;
 	st->lock_fd = -1;
-	st->ops = store_sqlite_backend();
-	rc = take_dir(st, state_dir, err);
+	st->ops = ops;
+	st->beat_ms = ops->beat != NULL ? store_fleet_beat_ms() : 0;
+	atomic_init(&st->cnt.connected, w->kind == STORE_SQLITE);
+	rc = w->kind == STORE_SQLITE ? take_dir(st, w->state_dir, err) : 0;
 	if (rc == 0)
-		rc = st->ops->open(state_dir, &st->be, err);
+		rc = st->ops->open(&where, &st->cnt, &st->be, err);
 	if (rc == 0)
-		rc = key_check(st, err);
+		rc = key_check(st->ops, st->be, st->key, err);
 	if (rc == 0)
 		rc = st->ops->adopt_orphans(st->be, err);
 	if (rc != 0)
@@ -674,7 +904,37 @@ out:
 	return rc;
 }
 
+int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **out,
+	       char err[STORE_ERR_MAX])
+{
+	const store_where w = { .kind = STORE_SQLITE, .state_dir = state_dir };
+
+	return store_open_at(loop, &w, key, out, err);
+}
+
+bool store_shared(const store *st)
+{
+	return st != NULL && st->ops->shared;
+}
+
+void store_get_stats(const store *st, store_stats *out)
+{
+	store_counters *c = (store_counters *)&st->cnt; /* atomic loads do not modify */
+
+	out->connected = atomic_load(&c->connected);
+	out->round_trips = atomic_load(&c->round_trips);
+	out->errors = atomic_load(&c->errors);
+	out->reconnects = atomic_load(&c->reconnects);
+	out->rtt_us_sum = atomic_load(&c->rtt_us_sum);
+	out->rtt_us_max = atomic_load(&c->rtt_us_max);
+	out->rows_claimed = atomic_load(&c->rows_claimed);
+	out->orphans_adopted = atomic_load(&c->orphans_adopted);
+}
+
 /* ---- requests ---- */
+
+static int session_in(store *st, enum store_op op, const store_session *s, store_cb cb,
+		      void *data, struct req **out);
 
 static int session_key_in(store_session_key *k, const char *profile, const char *ref)
 {
@@ -703,30 +963,9 @@ static int token_in(const char *tok, size_t len, char **out)
 int store_session_put(store *st, const store_session *s, store_cb cb, void *data)
 {
 	struct req *r;
-	int rc;
+	int rc = session_in(st, STORE_OP_SESSION_PUT, s, cb, data, &r);
 
-	if (st == NULL || s == NULL || cb == NULL || s->access_len == 0)
-		return STORE_ERR_INVALID;
-	if (st->key == NULL)
-		return STORE_ERR_NO_KEY;
-	r = req_new(STORE_OP_SESSION_PUT, cb, data, 0);
-	if (r == NULL)
-		return STORE_ERR_NOMEM;
-	rc = session_key_in(&r->sess_in.key, s->profile, s->customer_ref);
-	if (rc == 0)
-		rc = token_in(s->access_token, s->access_len, &r->sess_in.access);
-	if (rc == 0) {
-		r->sess_in.access_len = s->access_len;
-		rc = token_in(s->refresh_token, s->refresh_len, &r->sess_in.refresh);
-	}
-	if (rc != 0) {
-		req_free(r);
-		return rc;
-	}
-	r->sess_in.refresh_len = s->refresh_len;
-	r->sess_in.access_expiry = s->access_expiry;
-	r->sess_in.refresh_expiry = s->refresh_expiry;
-	return submit(st, r);
+	return rc != 0 ? rc : submit(st, r);
 }
 
 static int session_named(store *st, enum store_op op, const char *profile, const char *ref,
@@ -995,6 +1234,178 @@ int store_journal_prune(store *st, int64_t before_ms, unsigned max_rows, store_c
 	return submit(st, r);
 }
 
+/* ---- the fleet ---- */
+
+/* A fleet request on profile (and client_id when not NULL), or why not. */
+static int fleet_req(store *st, enum store_op op, const char *profile, const char *client_id,
+		     store_cb cb, void *data, struct req **out)
+{
+	struct req *r;
+
+	*out = NULL;
+	if (st == NULL || (cb == NULL && op != STORE_OP_B2B_USED) || !st->ops->shared)
+		return STORE_ERR_INVALID;
+	if (st->key == NULL)
+		return STORE_ERR_NO_KEY;
+	r = req_new(op, cb, data, 0);
+	if (r == NULL)
+		return STORE_ERR_NOMEM;
+	if (copy_in(r->b.skey.profile, sizeof(r->b.skey.profile), profile, true) != 0 ||
+	    (client_id != NULL &&
+	     copy_in(r->b.client_id, sizeof(r->b.client_id), client_id, true) != 0)) {
+		req_free(r);
+		return STORE_ERR_INVALID;
+	}
+	*out = r;
+	return 0;
+}
+
+int store_b2b_get(store *st, const char *profile, const char *client_id, store_cb cb,
+		  void *data)
+{
+	struct req *r;
+	int rc = fleet_req(st, STORE_OP_B2B_GET, profile, client_id != NULL ? client_id : "", cb,
+			   data, &r);
+
+	return rc != 0 ? rc : submit(st, r);
+}
+
+int store_b2b_lease(store *st, const char *profile, const char *client_id, int64_t expect_gen,
+		    unsigned lease_ms, store_cb cb, void *data)
+{
+	struct req *r;
+	int rc;
+
+	if (expect_gen < 0 || lease_ms == 0 || lease_ms > STORE_LEASE_MAX_MS || client_id == NULL)
+		return STORE_ERR_INVALID;
+	rc = fleet_req(st, STORE_OP_B2B_LEASE, profile, client_id, cb, data, &r);
+	if (rc != 0)
+		return rc;
+	r->b.expect_gen = expect_gen;
+	r->b.lease_ms = lease_ms;
+	return submit(st, r);
+}
+
+int store_b2b_publish(store *st, const char *profile, const char *client_id, const char *token,
+		      size_t token_len, int64_t ttl_s, store_cb cb, void *data)
+{
+	struct req *r;
+	int rc;
+
+	if (client_id == NULL || token == NULL || token_len == 0 || ttl_s < 0)
+		return STORE_ERR_INVALID;
+	if (token_len > STORE_TOKEN_MAX)
+		return STORE_ERR_TOO_BIG;
+	rc = fleet_req(st, STORE_OP_B2B_PUBLISH, profile, client_id, cb, data, &r);
+	if (rc != 0)
+		return rc;
+	rc = token_in(token, token_len, &r->b2b_in);
+	if (rc != 0) {
+		req_free(r);
+		return rc;
+	}
+	r->b2b_in_len = token_len;
+	r->b.ttl_s = ttl_s;
+	return submit(st, r);
+}
+
+int store_b2b_release(store *st, const char *profile, store_cb cb, void *data)
+{
+	struct req *r;
+	int rc = fleet_req(st, STORE_OP_B2B_RELEASE, profile, NULL, cb, data, &r);
+
+	return rc != 0 ? rc : submit(st, r);
+}
+
+/* b2b_used without a callback: nothing to tell. */
+static void used_ignored(const store_result *res, void *data)
+{
+	(void)res;
+	(void)data;
+}
+
+int store_b2b_used(store *st, const char *profile, int64_t gen, store_cb cb, void *data)
+{
+	struct req *r;
+	int rc;
+
+	if (gen <= 0)
+		return STORE_ERR_INVALID;
+	rc = fleet_req(st, STORE_OP_B2B_USED, profile, NULL, cb, data, &r);
+	if (rc != 0)
+		return rc;
+	if (cb == NULL)
+		r->cb = used_ignored;
+	r->b.expect_gen = gen;
+	return submit(st, r);
+}
+
+int store_session_lease(store *st, const char *profile, const char *customer_ref,
+			int64_t expect_gen, unsigned lease_ms, store_cb cb, void *data)
+{
+	struct req *r;
+	int rc;
+
+	if (expect_gen < 0 || lease_ms == 0 || lease_ms > STORE_LEASE_MAX_MS)
+		return STORE_ERR_INVALID;
+	rc = fleet_req(st, STORE_OP_SESSION_LEASE, profile, NULL, cb, data, &r);
+	if (rc != 0)
+		return rc;
+	if (copy_in(r->b.skey.customer_ref, sizeof(r->b.skey.customer_ref), customer_ref,
+		    true) != 0) {
+		req_free(r);
+		return STORE_ERR_INVALID;
+	}
+	r->b.expect_gen = expect_gen;
+	r->b.lease_ms = lease_ms;
+	return submit(st, r);
+}
+
+/* A session's inputs (put, refreshed) copied into a new request of op. */
+static int session_in(store *st, enum store_op op, const store_session *s, store_cb cb,
+		      void *data, struct req **out)
+{
+	struct req *r;
+	int rc;
+
+	*out = NULL;
+	if (st == NULL || s == NULL || cb == NULL || s->access_len == 0)
+		return STORE_ERR_INVALID;
+	if (st->key == NULL)
+		return STORE_ERR_NO_KEY;
+	r = req_new(op, cb, data, 0);
+	if (r == NULL)
+		return STORE_ERR_NOMEM;
+	rc = session_key_in(&r->sess_in.key, s->profile, s->customer_ref);
+	if (rc == 0)
+		rc = token_in(s->access_token, s->access_len, &r->sess_in.access);
+	if (rc == 0) {
+		r->sess_in.access_len = s->access_len;
+		rc = token_in(s->refresh_token, s->refresh_len, &r->sess_in.refresh);
+	}
+	if (rc != 0) {
+		req_free(r);
+		return rc;
+	}
+	r->sess_in.refresh_len = s->refresh_len;
+	r->sess_in.access_expiry = s->access_expiry;
+	r->sess_in.refresh_expiry = s->refresh_expiry;
+	r->b.skey = r->sess_in.key;
+	*out = r;
+	return 0;
+}
+
+int store_session_refreshed(store *st, const store_session *s, store_cb cb, void *data)
+{
+	struct req *r;
+	int rc;
+
+	if (st != NULL && !st->ops->shared)
+		return STORE_ERR_INVALID;
+	rc = session_in(st, STORE_OP_SESSION_REFRESHED, s, cb, data, &r);
+	return rc != 0 ? rc : submit(st, r);
+}
+
 int store_body_digest(const void *body, size_t len, char hex[STORE_SHA256_HEX + 1])
 {
 	static const char digits[] = "0123456789abcdef";
@@ -1014,15 +1425,121 @@ int store_body_digest(const void *body, size_t len, char hex[STORE_SHA256_HEX + 
 
 /* ---- the command line ---- */
 
-int store_verify(const char *path, FILE *report)
+int store_verify_at(const store_where *w, FILE *report)
 {
-	int rc = store_sqlite_backend()->verify(path, report);
+	const store_backend_ops *ops = backend_of(w);
+	int rc = ops != NULL ? ops->verify(w, report) : STORE_ERR_INVALID;
 
 	fprintf(report, "result: %s\n", rc == 0 ? "sound" : store_strerror(rc));
 	return rc;
 }
 
+int store_export_journal_at(const store_where *w, FILE *out)
+{
+	const store_backend_ops *ops = backend_of(w);
+
+	return ops != NULL ? ops->export_journal(w, out) : STORE_ERR_INVALID;
+}
+
+int store_verify(const char *path, FILE *report)
+{
+	const store_where w = { .kind = STORE_SQLITE, .state_dir = path };
+
+	return store_verify_at(&w, report);
+}
+
 int store_export_journal(const char *path, FILE *out)
 {
-	return store_sqlite_backend()->export_journal(path, out);
+	const store_where w = { .kind = STORE_SQLITE, .state_dir = path };
+
+	return store_export_journal_at(&w, out);
 }
+
+/* The SQLite key check, checked against key; the walk stops after it. */
+#define WALK_STOP 1
+
+struct key_walk {
+	sealed_key *key;
+	bool seen, ok;
+};
+
+static int walk_key_check(const unsigned char *v, size_t n, void *arg)
+{
+	static const char text[] = KEY_CHECK_TEXT;
+	unsigned char plain[sizeof(text)];
+	struct key_walk *k = arg;
+	size_t len = 0;
+
+	k->seen = true;
+	k->ok = sealed_open(k->key, KEY_CHECK_AD, sizeof(KEY_CHECK_AD) - 1, v, n, plain,
+			    sizeof(plain), &len) == 0 &&
+		len == sizeof(text) - 1 && memcmp(plain, text, len) == 0;
+	explicit_bzero(plain, sizeof(plain));
+	return WALK_STOP;
+}
+
+int store_import_sqlite(const store_where *w, const char *sqlite_dir, sealed_key *key,
+			FILE *report)
+{
+	const store_backend_ops *ops = store_postgres_backend();
+	struct key_walk kw = { .key = key };
+	const store_walk walk = { .key_check = walk_key_check, .arg = &kw };
+	char err[STORE_ERR_MAX] = "", holder[STORE_HOLDER_MAX + 1];
+	store_counters cnt;
+	store_where where;
+	store *lock = NULL;
+	store_backend *be = NULL;
+	int rc;
+
+	if (w == NULL || w->kind != STORE_POSTGRES || w->conninfo == NULL || sqlite_dir == NULL ||
+	    key == NULL) {
+		fprintf(report, "import: a PostgreSQL target, a SQLite state directory and the "
+			"state key are needed\n");
+		return STORE_ERR_INVALID;
+	}
+	memset(&cnt, 0, sizeof(cnt));
+	where = *w;
+	if (where.holder == NULL || !holder_valid(where.holder)) {
+		store_holder_make(holder);
+		where.holder = holder;
+	}
+	/* no daemon may use the SQLite state meanwhile: its directory lock */
+	lock = calloc(1, sizeof(*lock));
+	if (lock == NULL) {
+		rc = STORE_ERR_NOMEM;
+		text_printf(err, sizeof(err), "out of memory");
+		goto out;
+	}
+	lock->lock_fd = -1;
+	rc = take_dir(lock, sqlite_dir, err);
+	if (rc != 0)
+		goto out;
+	rc = store_sqlite_walk(sqlite_dir, &walk, err);
+	if (rc == WALK_STOP)
+		rc = 0;
+	if (rc == 0 && (!kw.seen || !kw.ok)) {
+		text_printf(err, sizeof(err), "the SQLite state of %s %s", sqlite_dir,
+			    kw.seen ? "was sealed with another key" : "has no key check (never "
+			    "opened with a key): nothing to migrate");
+		rc = kw.seen ? STORE_ERR_KEY : STORE_ERR_INVALID;
+	}
+	if (rc != 0)
+		goto out;
+	/* the target: its schema made, its key check the same key's */
+	rc = ops->open(&where, &cnt, &be, err);
+	if (rc == 0)
+		rc = key_check(ops, be, key, err);
+	ops->close(be);
+	be = NULL;
+	if (rc == 0)
+		rc = store_postgres_import(&where, sqlite_dir, report, err);
+out:
+	if (rc != 0)
+		fprintf(report, "import failed: %s\n", err[0] != '\0' ? err : store_strerror(rc));
+	if (lock != NULL && lock->lock_fd >= 0)
+		close(lock->lock_fd);
+	free(lock);
+	return rc;
+}
+
+

@@ -41,13 +41,17 @@
  * (STORE_DEAD_MS) become UNKNOWN (at open and on every beat: "store_open"
  * above, for a fleet). store_journal_due claims the rows it returns for
  * STORE_CLAIM_MS (FOR UPDATE SKIP LOCKED: each row by one daemon at a time),
- * skipping rows another live daemon claimed; store_journal_reconciled
- * settles only a row this daemon claimed (else STATE) and drops the claim. */
-#define STORE_BEAT_MS 2000u
-#define STORE_DEAD_MS 10000u
-#define STORE_CLAIM_MS 60000u
+ * skipping rows another live daemon claimed: the rows due by this daemon's
+ * clock (next_attempt_ms <= now); the later ones it returns unclaimed, for
+ * scheduling. store_journal_reconciled settles only a row this daemon
+ * claimed or one nobody holds a live claim on (else STATE) and drops the
+ * claim. store_journal_reissue makes this daemon the row's holder. A store
+ * closed in order makes its own PENDING rows UNKNOWN at once (they can no
+ * longer get an outcome) and leaves the fleet. */
 #ifndef DOKU_STATE_STORE_H
 #define DOKU_STATE_STORE_H
+
+/* STORE_BEAT_MS, STORE_DEAD_MS, STORE_CLAIM_MS: store_types.h */
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,20 +79,7 @@ typedef void (*store_closed_cb)(void *data);
 int store_open(uv_loop_t *loop, const char *state_dir, sealed_key *key, store **out,
 	       char err[STORE_ERR_MAX]);
 
-/* Where the state lives: SQLite in a directory (one daemon), or PostgreSQL
- * shared by a fleet of daemons (docs/fleet.md). */
-enum store_kind { STORE_SQLITE, STORE_POSTGRES };
-
-typedef struct store_where {
-	enum store_kind kind;
-	const char *state_dir;  /* SQLITE: the directory (store_open's state_dir) */
-	const char *conninfo;   /* POSTGRES: a libpq connection string (no password in it) */
-	const char *password;   /* POSTGRES: NULL, or the password (borrowed; read from
-				   state_postgres_password_file; the caller wipes it) */
-	const char *holder;     /* POSTGRES: this daemon's name in leases, claims and rows
-				   it sends ([A-Za-z0-9._:-], at most STORE_HOLDER_MAX);
-				   unique in the fleet (store_holder_make) */
-} store_where;
+/* Where the state lives (store_where, enum store_kind): store_types.h. */
 
 /* store_open for either kind. POSTGRES: connects (the worker keeps the
  * connection, and reconnects with backoff when it is lost: requests made
@@ -128,7 +119,9 @@ void store_close(store *st, store_closed_cb closed, void *data);
 /* ---- customer sessions ---- */
 
 /* Store (or replace) a session; the tokens are sealed with AD profile NUL
- * customer_ref NUL "access" / "refresh". */
+ * customer_ref NUL "access" / "refresh". res.gen: its version now (a shared
+ * store: a new one from a fleet-wide sequence, and any lease dropped; 0 on
+ * SQLite). */
 int store_session_put(store *st, const store_session *s, store_cb cb, void *data);
 
 /* res.sessions[0]; NOT_FOUND; SEALED (res.bad[0] names it) when it does not open. */
@@ -289,9 +282,10 @@ int store_b2b_used(store *st, const char *profile, int64_t gen, store_cb cb, voi
 int store_session_lease(store *st, const char *profile, const char *customer_ref,
 			int64_t expect_gen, unsigned lease_ms, store_cb cb, void *data);
 
-/* The lease's holder stores the refreshed tokens: gen + 1, lease released.
- * STATE when this daemon does not hold the lease; NOT_FOUND when the
- * session was closed meanwhile. (store_session_put, opening a session,
+/* The lease's holder stores the refreshed tokens: a new gen (res.gen), lease
+ * released. STATE when this daemon does not hold the lease (an expired lease
+ * nobody took since still counts as held); NOT_FOUND when the session was
+ * closed meanwhile. (store_session_put, opening a session,
  * replaces it whoever holds a lease.) */
 int store_session_refreshed(store *st, const store_session *s, store_cb cb, void *data);
 

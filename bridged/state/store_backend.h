@@ -18,13 +18,13 @@
 #ifndef DOKU_STATE_STORE_BACKEND_H
 #define DOKU_STATE_STORE_BACKEND_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "sealed.h"
-#include "store.h"
 #include "store_types.h"
 
 /* A sealed token longer than this is not one the store wrote: it does not open. */
@@ -71,6 +71,7 @@ typedef struct store_sealed_b2b {
  * STORE_SEALED_TOKEN_MAX (then it does not open: STORE_ERR_SEALED). */
 typedef struct store_sealed_session {
 	store_session_key key;
+	int64_t gen;                           /* shared backends: its version; else 0 */
 	unsigned char *access, *refresh;
 	size_t access_len, refresh_len;
 	int64_t access_expiry, refresh_expiry; /* unix seconds */
@@ -103,7 +104,7 @@ typedef struct store_req {
 	int64_t before_id;          /* list: rows with id < before_id; 0: from the newest */
 	int64_t before_ms;          /* prune: settled rows updated before this */
 	unsigned limit;             /* list, due: rows[] holds limit; prune: rows to delete at most */
-	store_session_key skey;     /* session get, delete: its name; list: after it ("": from the start) */
+	store_session_key skey;     /* session get, delete, lease: its name; list: after it ("": from the start) */
 	store_sealed_session put;   /* session put, refreshed: the session, its tokens sealed (store.c's bytes) */
 	/* the fleet's: b2b_* (profile in skey.profile), session lease (skey) */
 	char client_id[STORE_CLIENT_ID_MAX + 1]; /* b2b get, lease, publish */
@@ -115,18 +116,38 @@ typedef struct store_req {
 
 	/* ---- the results: set by exec ---- */
 	/* id (intent), n_rows, next_before_id (list), next (session list: &next_key
-	   when another page follows), n_pruned. status, sessions and bad are
+	   when another page follows), n_pruned, gen (session put, refreshed). status, sessions and bad are
 	   store.c's: it sets status to exec's return and opens sealed[]. */
 	store_result res;
 	store_row *rows;            /* limit rows (get, intent: 1), allocated by store.c */
 	unsigned char *row_blob;    /* rows[0].response (get, intent's EXISTS): malloc'd by exec */
-	store_sealed_session *sealed; /* session get: 1, list: STORE_SESSION_PAGE, allocated by store.c */
+	store_sealed_session *sealed; /* session get, lease, refreshed: 1, list: STORE_SESSION_PAGE,
+					 allocated by store.c */
 	size_t n_sealed;            /* the sessions exec put in sealed[], in key order */
 	store_session_key next_key; /* session list: the after of the next page */
-	int64_t sess_gen;           /* session get, lease: sealed[0]'s gen */
 	bool sess_leased;           /* session lease: taken */
 	store_sealed_b2b b2b;       /* b2b_*: the row after the request (token malloc'd by exec) */
 } store_req;
+
+/* What a store did (store.h's store_stats), counted by the worker thread and
+ * read by the loop's: atomics. store.c owns them; a backend counts in them
+ * (connected, round_trips, reconnects, rtt, rows_claimed, orphans_adopted;
+ * store.c counts errors). */
+typedef struct store_counters {
+	atomic_bool connected;
+	atomic_uint_least64_t round_trips, errors, reconnects, rtt_us_sum, rtt_us_max;
+	atomic_uint_least64_t rows_claimed, orphans_adopted;
+} store_counters;
+
+/* Add one round trip of us microseconds to c (NULL: nothing). */
+void store_counters_rtt(store_counters *c, uint64_t us);
+
+/* The fleet's beat and death times (ms): STORE_BEAT_MS and STORE_DEAD_MS
+ * unless a test set others with store_fleet_times_set, for the stores opened
+ * after (0: the default). Not for production code paths. */
+unsigned store_fleet_beat_ms(void);
+unsigned store_fleet_dead_ms(void);
+void store_fleet_times_set(unsigned beat_ms, unsigned dead_ms);
 
 /* A backend's own state (its database connection, statements, ...). */
 typedef struct store_backend store_backend;
@@ -142,16 +163,16 @@ typedef struct store_backend_ops {
 	/* Open (creating it when missing) the database w names (SQLITE: the
 	 * state_dir store.c has made and locked): check it (integrity, schema
 	 * version; an empty one gets the schema) and make it ready for exec.
-	 * stats is store.c's, for the backend to count in (the worker thread
-	 * writes it, the loop reads it: atomic stores). On an error, err says
-	 * what (naming the database) and *out is NULL. */
-	int (*open)(const store_where *w, store_stats *stats, store_backend **out,
+	 * c is store.c's, for the backend to count in (the worker thread
+	 * writes it, the loop reads it: atomics); it outlives the backend. On
+	 * an error, err says what (naming the database) and *out is NULL. */
+	int (*open)(const store_where *w, store_counters *c, store_backend **out,
 		    char err[STORE_ERR_MAX]);
 
-	/* The worker calls this when it has been idle for beat_ms (0: never),
-	 * and at least that often when busy: a shared backend beats, adopts the
-	 * PENDING rows of dead daemons, and reconnects a lost connection. */
-	unsigned beat_ms;
+	/* The worker calls beat when it has been idle for the beat interval,
+	 * and between batches at least that often when busy: a shared backend
+	 * beats, adopts the PENDING rows of dead daemons, and reconnects a lost
+	 * connection. NULL: never (SQLite). The interval is store_fleet_beat_ms(). */
 	void (*beat)(store_backend *b);
 
 	/* The database, for messages: "<state_dir>/state.db". */

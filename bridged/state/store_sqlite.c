@@ -739,8 +739,9 @@ static int sqlite_exec(store_backend *b, store_req *r)
 		return exec_reissue(b, r);
 	case STORE_OP_PRUNE:
 		return exec_prune(b, r);
+	default: /* the fleet's: a shared backend's only */
+		return STORE_ERR_INVALID;
 	}
-	return STORE_ERR_INVALID;
 }
 
 /* ---- the batch: one transaction, a savepoint per request ---- */
@@ -1062,11 +1063,14 @@ static int sqlite_adopt_orphans(store_backend *b, char err[STORE_ERR_MAX])
 }
 
 /* Open <state_dir>/state.db: its checks, the schema, the statements. */
-static int sqlite_open(const char *state_dir, store_backend **out, char err[STORE_ERR_MAX])
+static int sqlite_open(const store_where *w, store_counters *c, store_backend **out,
+		       char err[STORE_ERR_MAX])
 {
+	const char *state_dir = w->state_dir;
 	store_backend *b;
 	int rc;
 
+	(void)c; /* SQLite counts nothing of its own: always connected */
 	*out = NULL;
 	b = calloc(1, sizeof(*b));
 	if (b == NULL) {
@@ -1148,8 +1152,9 @@ static int open_readonly(const char *path, sqlite3 **db, char name[STORE_PATH_MA
 	return 0;
 }
 
-static int sqlite_verify(const char *path, FILE *report)
+static int sqlite_verify(const store_where *w, FILE *report)
 {
+	const char *path = w->state_dir;
 	char name[STORE_PATH_MAX], why[STORE_ERR_MAX] = "", sql[128];
 	sqlite3 *db = NULL;
 	int64_t version = 0, n = 0;
@@ -1295,8 +1300,9 @@ static int json_earlier(FILE *out, sqlite3_stmt *s, int64_t id)
 	return rc == SQLITE_DONE ? 0 : sql_err(rc);
 }
 
-static int sqlite_export_journal(const char *path, FILE *out)
+static int sqlite_export_journal(const store_where *w, FILE *out)
 {
+	const char *path = w->state_dir;
 	char name[STORE_PATH_MAX], why[STORE_ERR_MAX];
 	sqlite3_stmt *s = NULL, *earlier = NULL;
 	sqlite3 *db = NULL;
@@ -1358,11 +1364,173 @@ static int sqlite_export_journal(const char *path, FILE *out)
 	return rc;
 }
 
+/* ---- the migration's source ---- */
+
+static int walk_sessions(sqlite3 *db, const store_walk *w)
+{
+	sqlite3_stmt *s = NULL;
+	int rc = sqlite3_prepare_v2(db, "SELECT profile, customer_ref, access_token, access_expiry, "
+				    "refresh_token, refresh_expiry FROM sessions "
+				    "ORDER BY profile, customer_ref", -1, &s, NULL);
+
+	if (rc != SQLITE_OK)
+		return sql_err(rc);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_sealed_session ss;
+		int c;
+
+		memset(&ss, 0, sizeof(ss));
+		if (col_text(s, 0, ss.key.profile, sizeof(ss.key.profile)) != 0 ||
+		    col_text(s, 1, ss.key.customer_ref, sizeof(ss.key.customer_ref)) != 0) {
+			rc = STORE_ERR_CORRUPT;
+			break;
+		}
+		ss.access_expiry = sqlite3_column_int64(s, 3);
+		ss.refresh_expiry = sqlite3_column_int64(s, 5);
+		/* as stored, whatever their length: the copy is exact */
+		ss.access = (unsigned char *)sqlite3_column_blob(s, 2);
+		ss.access_len = (size_t)sqlite3_column_bytes(s, 2);
+		ss.refresh = (unsigned char *)sqlite3_column_blob(s, 4);
+		ss.refresh_len = (size_t)sqlite3_column_bytes(s, 4);
+		c = w->session != NULL ? w->session(&ss, w->arg) : 0;
+		if (c != 0) {
+			sqlite3_finalize(s);
+			return c;
+		}
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : rc < 0 ? rc : sql_err(rc);
+}
+
+static int walk_attempts(sqlite3_stmt *s, int64_t id, const store_walk *w)
+{
+	int rc;
+
+	if (sqlite3_bind_int64(s, 1, id) != SQLITE_OK)
+		return STORE_ERR_NOMEM;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_attempt_row a;
+		char state[16];
+		int c;
+
+		memset(&a, 0, sizeof(a));
+		a.journal_id = id;
+		if (col_text(s, 0, a.external_id, sizeof(a.external_id)) != 0 ||
+		    col_text(s, 1, a.request_time, sizeof(a.request_time)) != 0 ||
+		    col_text(s, 2, a.body_sha256, sizeof(a.body_sha256)) != 0 ||
+		    col_text(s, 3, state, sizeof(state)) != 0 ||
+		    db_state_parse(state, &a.state) != 0 ||
+		    col_text(s, 5, a.response_code, sizeof(a.response_code)) != 0) {
+			rc = STORE_ERR_CORRUPT;
+			break;
+		}
+		a.http_status = (unsigned)sqlite3_column_int(s, 4);
+		a.replaced_ms = sqlite3_column_int64(s, 6);
+		c = w->attempt != NULL ? w->attempt(&a, w->arg) : 0;
+		if (c != 0) {
+			sqlite3_reset(s);
+			return c;
+		}
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? 0 : rc < 0 ? rc : sql_err(rc);
+}
+
+static int walk_journal(sqlite3 *db, const store_walk *w)
+{
+	sqlite3_stmt *s = NULL, *att = NULL;
+	unsigned char *blob = NULL;
+	int rc = sqlite3_prepare_v2(db, ROW_WITH_RESPONSE "ORDER BY id", -1, &s, NULL);
+
+	if (rc == SQLITE_OK)
+		rc = sqlite3_prepare_v2(db, "SELECT external_id, request_time, body_sha256, state, "
+					"http_status, response_code, replaced_ms FROM attempts "
+					"WHERE journal_id = ?1 ORDER BY rowid", -1, &att, NULL);
+	if (rc != SQLITE_OK) {
+		rc = sql_err(rc);
+		goto out;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		store_row row;
+		int c = read_row(s, &row, &blob);
+
+		if (c == 0 && w->row != NULL)
+			c = w->row(&row, w->arg);
+		free(blob);
+		blob = NULL;
+		if (c == 0)
+			c = walk_attempts(att, row.id, w);
+		if (c != 0) {
+			rc = c;
+			goto out;
+		}
+	}
+	rc = rc == SQLITE_DONE ? 0 : sql_err(rc);
+out:
+	sqlite3_finalize(s);
+	sqlite3_finalize(att);
+	return rc;
+}
+
+int store_sqlite_walk(const char *state_dir, const store_walk *w, char err[STORE_ERR_MAX])
+{
+	char name[STORE_PATH_MAX], why[STORE_ERR_MAX / 2] = "";
+	sqlite3_stmt *s = NULL;
+	const void *v = NULL;
+	sqlite3 *db = NULL;
+	size_t n = 0;
+	int rc;
+
+	rc = open_readonly(state_dir, &db, name, why, sizeof(why));
+	if (rc != 0) {
+		text_printf(err, STORE_ERR_MAX, "SQLite state %s: %s", state_dir, why);
+		return rc;
+	}
+	rc = db_check(db, true, NULL, why, sizeof(why));
+	if (rc == 0) {
+		int64_t version = 0;
+
+		rc = db_int(db, "SELECT version FROM schema_version", &version);
+		if (rc != 0 || version != STORE_SCHEMA_VERSION) {
+			text_printf(why, sizeof(why), "not a doku-bridge state database of schema "
+				    "version %d", STORE_SCHEMA_VERSION);
+			rc = rc == STORE_ERR_CORRUPT ? rc : STORE_ERR_VERSION;
+		}
+	}
+	if (rc == 0 && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+		db_reason(db, sqlite3_errcode(db), why, sizeof(why));
+		rc = STORE_ERR_IO;
+	}
+	if (rc == 0) {
+		int k = key_check_read(db, &s, &v, &n);
+
+		if (k == 0 && w->key_check != NULL)
+			rc = w->key_check(v, n, w->arg);
+		else if (k != 0 && k != STORE_ERR_NOT_FOUND)
+			rc = k;
+		sqlite3_finalize(s);
+	}
+	if (rc == 0)
+		rc = walk_sessions(db, w);
+	if (rc == 0)
+		rc = walk_journal(db, w);
+	if (rc < 0 && why[0] == '\0' && db != NULL && sqlite3_errcode(db) != SQLITE_OK)
+		db_reason(db, sqlite3_errcode(db), why, sizeof(why));
+	if (rc < 0 && err[0] == '\0')
+		text_printf(err, STORE_ERR_MAX, "SQLite state %s: %s", name,
+			    why[0] != '\0' ? why : "cannot be read");
+	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
 const store_backend_ops *store_sqlite_backend(void)
 {
 	static const store_backend_ops ops = {
 		.name = "sqlite",
+		.shared = false,
 		.open = sqlite_open,
+		.beat = NULL,
 		.where = sqlite_where,
 		.key_check_get = sqlite_key_check_get,
 		.key_check_put = sqlite_key_check_put,

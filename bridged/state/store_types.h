@@ -14,6 +14,7 @@
 #define STORE_DB_NAME "state.db"
 #define STORE_LOCK_NAME "state.lock"
 #define STORE_SCHEMA_VERSION 1
+#define STORE_PG_SCHEMA_VERSION 1 /* the PostgreSQL schema's own version */
 
 #define STORE_PROFILE_MAX 64      /* bytes of a profile name */
 #define STORE_REF_MAX 64          /* bytes of a customer_ref */
@@ -39,6 +40,11 @@
 #define STORE_HOLDER_MAX 96       /* bytes of a daemon's name in a fleet (leases, claims) */
 #define STORE_CLIENT_ID_MAX 128   /* bytes of a profile's client_id */
 #define STORE_LEASE_MAX_MS 600000u /* the longest lease or claim */
+
+/* The fleet's times (store.h, "a shared store") */
+#define STORE_BEAT_MS 2000u       /* a daemon's beat in the database */
+#define STORE_DEAD_MS 10000u      /* a daemon not beating for this long is dead */
+#define STORE_CLAIM_MS 60000u     /* a claim of a journal row for reconciliation */
 
 /* The store's failures: a named subset of enum doku_err (doku_err.h). */
 enum store_err {
@@ -144,9 +150,25 @@ typedef struct store_result {
 	size_t n_bad;
 	const store_session_key *next;    /* session list: after of the next page; NULL: last */
 	unsigned n_pruned;                /* prune: journal rows deleted */
+	int64_t gen;                      /* session put, refreshed: the session's gen now */
 	const store_b2b *b2b;             /* store_b2b_*: the token's row as it is now */
 } store_result;
 
 typedef void (*store_cb)(const store_result *res, void *data);
+
+/* Where the state lives: SQLite in a directory (one daemon), or PostgreSQL
+ * shared by a fleet of daemons (docs/fleet.md). */
+enum store_kind { STORE_SQLITE, STORE_POSTGRES };
+
+typedef struct store_where {
+	enum store_kind kind;
+	const char *state_dir;  /* SQLITE: the directory (store_open's state_dir) */
+	const char *conninfo;   /* POSTGRES: a libpq connection string (no password in it) */
+	const char *password;   /* POSTGRES: NULL, or the password (borrowed; read from
+				   state_postgres_password_file; the caller wipes it) */
+	const char *holder;     /* POSTGRES: this daemon's name in leases, claims and rows
+				   it sends ([A-Za-z0-9._:-], at most STORE_HOLDER_MAX);
+				   unique in the fleet (store_holder_make) */
+} store_where;
 
 #endif
