@@ -1263,7 +1263,8 @@ bool h_pg_init(void)
 	if (!conninfo_get(base, "dbname", pg_db0, sizeof(pg_db0)) && pg_db0[0] == '\0')
 		fail_msg("$DOKU_TEST_PG_CONNINFO names no database: %s", base);
 	snprintf(pg_db, sizeof(pg_db), "%s", pg_db0);
-	if (ca == NULL || ca[0] == '\0' || strstr(base, "sslmode") != NULL)
+	/* with the CA: verify-full, whatever sslmode the conninfo says (the last one wins) */
+	if (ca == NULL || ca[0] == '\0')
 		snprintf(pg_base, sizeof(pg_base), "%s", base);
 	else if (strncmp(base, "postgres://", 11) == 0 || strncmp(base, "postgresql://", 13) == 0)
 		snprintf(pg_base, sizeof(pg_base), "%s%ssslmode=verify-full&sslrootcert=%s", base,
@@ -1289,7 +1290,7 @@ const char *h_pg_dbname(void)
 
 void h_pg_new_db(void)
 {
-	char sql[512], *owner = NULL;
+	char sql[512], role[128], *owner = NULL;
 
 	assert_true(pg_ready);
 	snprintf(sql, sizeof(sql), "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'",
@@ -1301,6 +1302,12 @@ void h_pg_new_db(void)
 	snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\" TEMPLATE \"%s\" OWNER \"%s\"", pg_db, pg_db0,
 		 owner);
 	assert_int_equal(h_pg_sql("postgres", sql, NULL), 0);
+	/* the database's own grants are not copied: the role may only connect, as to pg_run.sh's */
+	if (conninfo_get(getenv("DOKU_TEST_PG_CONNINFO"), "user", role, sizeof(role))) {
+		snprintf(sql, sizeof(sql), "REVOKE ALL ON DATABASE \"%s\" FROM PUBLIC; "
+			 "GRANT CONNECT ON DATABASE \"%s\" TO \"%s\"", pg_db, pg_db, role);
+		assert_int_equal(h_pg_sql("postgres", sql, NULL), 0);
+	}
 	free(owner);
 	conninfo_make();
 }
@@ -1539,7 +1546,12 @@ void h_fleet_start(h_env *fl, unsigned n, const char *extra)
 	}
 	/* all at once: the schema is made (or checked) under a lock, once */
 	for (unsigned i = 0; i < n; i++) {
-		h_pg_bridge(&fl[i], extra, bridge, sizeof(bridge));
+		char more[512];
+
+		/* $DOKU_IT_FLEET_EXTRA: more [bridge] lines, e.g. "log_level = debug" */
+		snprintf(more, sizeof(more), "%s\n%s", extra != NULL ? extra : "",
+			 getenv("DOKU_IT_FLEET_EXTRA") != NULL ? getenv("DOKU_IT_FLEET_EXTRA") : "");
+		h_pg_bridge(&fl[i], more, bridge, sizeof(bridge));
 		h_write_config(&fl[i], bridge, NULL);
 		fl[i].daemon_pid = h_daemon_spawn(&fl[i]);
 	}
