@@ -102,11 +102,14 @@ static void test_migrate(void **state)
 	assert_int_equal(h_tool(&pg[0], import, &out, &err), 0);
 	fprintf(stderr, "--import-state:\n%s%s", out, err);
 	assert_non_null(strstr(out, "verified"));
+	assert_non_null(strstr(out, "copied: 2 sessions"));
 	free(out);
 	free(err);
 	/* a second run copies nothing, and says so */
 	assert_int_equal(h_tool(&pg[0], import, &out, &err), 0);
 	fprintf(stderr, "--import-state again:\n%s%s", out, err);
+	assert_non_null(strstr(out, "nothing copied"));
+	assert_non_null(strstr(out, "verified"));
 	free(out);
 	free(err);
 
