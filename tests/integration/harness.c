@@ -1,5 +1,6 @@
 /* The integration harness: processes, readiness, control API, leak scan. */
 #include "harness.h"
+#include "prom.h"
 
 #include <curl/curl.h>
 #include <poll.h>
@@ -1108,4 +1109,465 @@ unsigned h_client_events(short revents)
 {
 	return (revents & (POLLIN | POLLHUP | POLLERR) ? DOKUBRIDGE_WANT_READ : 0u) |
 	       (revents & POLLOUT ? DOKUBRIDGE_WANT_WRITE : 0u);
+}
+
+/* ---- a fleet of daemons on PostgreSQL -------------------------------------------------- */
+
+#define CAPTURE_MAX (64u * 1024u * 1024u) /* bytes of a tool's output */
+#define PG_ENV_MAX 16
+
+/* The superuser's libpq variables, out of the environment (h_pg_init). */
+static char *pg_super_env[PG_ENV_MAX + 1];
+static bool pg_ready;
+static char pg_conninfo[4096];
+
+/* libpq's environment variables (those that would change where or as whom a
+ * child connects). */
+static const char *const pg_vars[] = {
+	"PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGPASSFILE", "PGDATABASE",
+	"PGSERVICE", "PGSERVICEFILE", "PGSSLMODE", "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY",
+	"PGOPTIONS", "PGREQUIRESSL", NULL,
+};
+
+/* The value of keyword key in a libpq conninfo (key=value words, values
+ * optionally in single quotes with \\ escapes, or a postgres[ql]:// URI: its
+ * user, dbname and query parameters) into out[outsz]; false when absent. */
+/* p[0..n) and a NUL into out[outsz] (which must hold them). */
+static void copy_out(char *out, size_t outsz, const char *p, size_t n)
+{
+	assert_true(n < outsz);
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+static bool conninfo_get(const char *ci, const char *key, char *out, size_t outsz)
+{
+	size_t klen = strlen(key), n = 0;
+	bool found = false;
+
+	if (strncmp(ci, "postgres://", 11) == 0 || strncmp(ci, "postgresql://", 13) == 0) {
+		const char *p = strstr(ci, "://") + 3, *at, *slash, *q;
+
+		q = strchr(p, '?');
+		at = strchr(p, '@');
+		if (at != NULL && q != NULL && at > q)
+			at = NULL;
+		slash = strchr(at != NULL ? at : p, '/');
+		if (q != NULL && slash != NULL && slash > q)
+			slash = NULL;
+		if (strcmp(key, "user") == 0 && at != NULL) {
+			n = strcspn(p, ":@");
+			found = true;
+			copy_out(out, outsz, p, n);
+		} else if (strcmp(key, "dbname") == 0 && slash != NULL) {
+			n = strcspn(slash + 1, "?");
+			found = n > 0;
+			copy_out(out, outsz, slash + 1, n);
+		}
+		for (p = q; p != NULL && *p != '\0'; p = strchr(p + 1, '&')) {
+			const char *kv = p + 1;
+
+			if (strncmp(kv, key, klen) == 0 && kv[klen] == '=') {
+				n = strcspn(kv + klen + 1, "&");
+				copy_out(out, outsz, kv + klen + 1, n);
+				found = true;
+			}
+		}
+		return found;
+	}
+	for (const char *p = ci; *p != '\0';) {
+		const char *k, *eq;
+		char val[1024];
+
+		n = 0;
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (*p == '\0')
+			break;
+		k = p;
+		eq = strchr(p, '=');
+		if (eq == NULL)
+			break;
+		p = eq + 1;
+		while (*p == ' ')
+			p++;
+		if (*p == '\'') {
+			for (p++; *p != '\0' && *p != '\''; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				if (n + 1 < sizeof(val))
+					val[n++] = *p;
+			}
+			if (*p == '\'')
+				p++;
+		} else {
+			for (; *p != '\0' && *p != ' ' && *p != '\t' && *p != '\n'; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				if (n + 1 < sizeof(val))
+					val[n++] = *p;
+			}
+		}
+		val[n] = '\0';
+		/* a keyword given twice: the last wins, as in libpq */
+		if ((size_t)(eq - k) == klen && strncmp(k, key, klen) == 0) {
+			copy_out(out, outsz, val, n);
+			found = true;
+		}
+	}
+	return found;
+}
+
+static char pg_base[2048];     /* $DOKU_TEST_PG_CONNINFO with TLS */
+static char pg_db0[128];       /* pg_run.sh's database */
+static char pg_db[128];        /* the current one */
+static unsigned pg_dbs;
+
+/* pg_conninfo: pg_base naming the current database. */
+static void conninfo_make(void)
+{
+	bool uri = strncmp(pg_base, "postgres://", 11) == 0 || strncmp(pg_base, "postgresql://", 13) == 0;
+	int n;
+
+	if (strcmp(pg_db, pg_db0) == 0)
+		n = snprintf(pg_conninfo, sizeof(pg_conninfo), "%s", pg_base);
+	else if (uri)
+		n = snprintf(pg_conninfo, sizeof(pg_conninfo), "%s%sdbname=%s", pg_base,
+			     strchr(pg_base, '?') != NULL ? "&" : "?", pg_db);
+	else /* the last dbname wins */
+		n = snprintf(pg_conninfo, sizeof(pg_conninfo), "%s dbname=%s", pg_base, pg_db);
+	assert_true(n > 0 && (size_t)n < sizeof(pg_conninfo));
+}
+
+bool h_pg_init(void)
+{
+	const char *base = getenv("DOKU_TEST_PG_CONNINFO"), *ca = getenv("DOKU_TEST_PG_CA");
+	size_t k = 0;
+
+	if (pg_ready)
+		return true;
+	if (base == NULL || base[0] == '\0' || getenv("DOKU_TEST_PG_PASSWORD_FILE") == NULL)
+		return false;
+	for (size_t i = 0; pg_vars[i] != NULL; i++) {
+		const char *v = getenv(pg_vars[i]);
+
+		if (v == NULL)
+			continue;
+		assert_true(k < PG_ENV_MAX);
+		assert_true(asprintf(&pg_super_env[k++], "%s=%s", pg_vars[i], v) > 0);
+		/* the database of pg_run.sh, when its conninfo does not say */
+		if (strcmp(pg_vars[i], "PGDATABASE") == 0)
+			snprintf(pg_db0, sizeof(pg_db0), "%s", v);
+		assert_int_equal(unsetenv(pg_vars[i]), 0);
+	}
+	if (!conninfo_get(base, "dbname", pg_db0, sizeof(pg_db0)) && pg_db0[0] == '\0')
+		fail_msg("$DOKU_TEST_PG_CONNINFO names no database: %s", base);
+	snprintf(pg_db, sizeof(pg_db), "%s", pg_db0);
+	/* with the CA: verify-full, whatever sslmode the conninfo says (the last one wins) */
+	if (ca == NULL || ca[0] == '\0')
+		snprintf(pg_base, sizeof(pg_base), "%s", base);
+	else if (strncmp(base, "postgres://", 11) == 0 || strncmp(base, "postgresql://", 13) == 0)
+		snprintf(pg_base, sizeof(pg_base), "%s%ssslmode=verify-full&sslrootcert=%s", base,
+			 strchr(base, '?') != NULL ? "&" : "?", ca);
+	else
+		snprintf(pg_base, sizeof(pg_base), "%s sslmode=verify-full sslrootcert=%s", base, ca);
+	pg_ready = true;
+	conninfo_make();
+	return true;
+}
+
+const char *h_pg_conninfo(void)
+{
+	assert_true(pg_ready);
+	return pg_conninfo;
+}
+
+const char *h_pg_dbname(void)
+{
+	assert_true(pg_ready);
+	return pg_db;
+}
+
+void h_pg_new_db(void)
+{
+	char sql[512], role[128], *owner = NULL;
+
+	assert_true(pg_ready);
+	snprintf(sql, sizeof(sql), "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '%s'",
+		 pg_db0);
+	assert_int_equal(h_pg_sql("postgres", sql, &owner), 0);
+	owner[strcspn(owner, "\n")] = '\0';
+	assert_true(owner[0] != '\0');
+	snprintf(pg_db, sizeof(pg_db), "%.48s_%d_%u", pg_db0, (int)getpid(), ++pg_dbs);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE \"%s\" TEMPLATE \"%s\" OWNER \"%s\"", pg_db, pg_db0,
+		 owner);
+	assert_int_equal(h_pg_sql("postgres", sql, NULL), 0);
+	/* the database's own grants are not copied: the role may only connect, as to pg_run.sh's */
+	if (conninfo_get(getenv("DOKU_TEST_PG_CONNINFO"), "user", role, sizeof(role))) {
+		snprintf(sql, sizeof(sql), "REVOKE ALL ON DATABASE \"%s\" FROM PUBLIC; "
+			 "GRANT CONNECT ON DATABASE \"%s\" TO \"%s\"", pg_db, pg_db, role);
+		assert_int_equal(h_pg_sql("postgres", sql, NULL), 0);
+	}
+	free(owner);
+	conninfo_make();
+}
+
+void h_fleet_key(const h_env *e, char path[PATH_MAX])
+{
+	char creds[PATH_MAX];
+	unsigned char raw[32];
+	FILE *f;
+	int fd;
+
+	join(creds, e->dir, "creds");
+	join(path, creds, "fleet.key");
+	if (access(path, F_OK) == 0)
+		return;
+	f = fopen("/dev/urandom", "rb");
+	assert_non_null(f);
+	assert_int_equal(fread(raw, 1, sizeof(raw), f), sizeof(raw));
+	fclose(f);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < sizeof(raw); i++)
+		assert_true(dprintf(fd, "%02x", raw[i]) == 2);
+	assert_true(dprintf(fd, "\n") == 1);
+	assert_int_equal(close(fd), 0);
+}
+
+void h_pg_bridge(const h_env *e, const char *extra, char *out, size_t outsz)
+{
+	char key[PATH_MAX];
+	int n;
+
+	assert_true(pg_ready);
+	h_fleet_key(e, key);
+	n = snprintf(out, outsz,
+		     "state_backend = postgres\n"
+		     "state_postgres = %s\n"
+		     "state_postgres_password_file = %s\n"
+		     "state_key_file = %s\n"
+		     "%s\n",
+		     pg_conninfo, getenv("DOKU_TEST_PG_PASSWORD_FILE"), key, extra != NULL ? extra : "");
+	assert_true(n > 0 && (size_t)n < outsz);
+}
+
+/* Run argv (argv[0] looked up in $PATH) with envp, bounded by H_WAIT_MS: its
+ * exit status (-1: killed); stdout and stderr (malloc'd) into *out, *err when
+ * not NULL. */
+static int run_capture(char *const argv[], char *const envp[], char **out, char **err)
+{
+	int po[2], pe[2], status = 0;
+	char *buf[2] = { NULL, NULL };
+	size_t len[2] = { 0, 0 };
+	bool open_[2] = { true, true };
+	uint64_t end = h_now_ms() + H_WAIT_MS;
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+
+	assert_int_equal(pipe2(po, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(pe, O_CLOEXEC), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, po[1], STDOUT_FILENO);
+	posix_spawn_file_actions_adddup2(&fa, pe[1], STDERR_FILENO);
+	assert_int_equal(posix_spawnp(&pid, argv[0], &fa, NULL, argv, envp), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(po[1]);
+	close(pe[1]);
+	while (open_[0] || open_[1]) {
+		struct pollfd p[2] = { { open_[0] ? po[0] : -1, POLLIN, 0 },
+				       { open_[1] ? pe[0] : -1, POLLIN, 0 } };
+		int left = (int)(end - h_now_ms());
+
+		if (left <= 0) {
+			kill(pid, SIGKILL);
+			fail_msg("%s did not finish within %d ms", argv[0], H_WAIT_MS);
+		}
+		assert_true(poll(p, 2, left) >= 0);
+		for (int k = 0; k < 2; k++) {
+			char chunk[65536];
+			ssize_t n;
+
+			if (!open_[k] || p[k].revents == 0)
+				continue;
+			n = read(k == 0 ? po[0] : pe[0], chunk, sizeof(chunk));
+			if (n <= 0) {
+				open_[k] = false;
+				continue;
+			}
+			assert_true(len[k] + (size_t)n < CAPTURE_MAX);
+			buf[k] = realloc(buf[k], len[k] + (size_t)n + 1);
+			assert_non_null(buf[k]);
+			memcpy(buf[k] + len[k], chunk, (size_t)n);
+			len[k] += (size_t)n;
+			buf[k][len[k]] = '\0';
+		}
+	}
+	close(po[0]);
+	close(pe[0]);
+	status = wait_exit(pid);
+	for (int k = 0; k < 2; k++)
+		if (buf[k] == NULL) {
+			buf[k] = calloc(1, 1);
+			assert_non_null(buf[k]);
+		}
+	if (out != NULL)
+		*out = buf[0];
+	else
+		free(buf[0]);
+	if (err != NULL)
+		*err = buf[1];
+	else
+		free(buf[1]);
+	return status;
+}
+
+/* environ with the superuser's libpq variables added (free the array, not its strings). */
+static char **super_envp(void)
+{
+	size_t n = 0, k = 0;
+	char **envp;
+
+	while (environ[n] != NULL)
+		n++;
+	envp = calloc(n + PG_ENV_MAX + 1, sizeof(*envp));
+	assert_non_null(envp);
+	for (size_t i = 0; i < n; i++)
+		envp[k++] = environ[i];
+	for (size_t i = 0; pg_super_env[i] != NULL; i++)
+		envp[k++] = pg_super_env[i];
+	return envp;
+}
+
+int h_pg_sql(const char *db, const char *sql, char **out)
+{
+	char *argv[] = { "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d",
+			 (char *)(db != NULL ? db : pg_db), "-c", (char *)sql, NULL };
+	char **envp = super_envp(), *err = NULL;
+	int st;
+
+	assert_true(pg_ready);
+	st = run_capture(argv, envp, out, &err);
+	if (st != 0)
+		fprintf(stderr, "psql -c \"%s\": exit %d: %s", sql, st, err);
+	free(err);
+	free(envp);
+	return st;
+}
+
+static void pg_ctl(const char *action)
+{
+	const char *version = getenv("PGVERSION"), *cluster = getenv("DOKU_TEST_PG_CLUSTER");
+	char *argv[] = { "pg_ctlcluster", (char *)(version != NULL ? version : "15"),
+			 (char *)(cluster != NULL ? cluster : "regress"), (char *)action, NULL };
+	char *out = NULL, *err = NULL;
+	int st;
+
+	assert_true(pg_ready);
+	st = run_capture(argv, environ, &out, &err);
+	if (st != 0)
+		fail_msg("pg_ctlcluster %s %s %s: exit %d: %s%s", argv[1], argv[2], action, st, out, err);
+	free(out);
+	free(err);
+}
+
+void h_pg_stop(void)
+{
+	pg_ctl("stop");
+}
+
+void h_pg_start(void)
+{
+	pg_ctl("start");
+}
+
+int h_tool(h_env *e, const char *const *args, char **out, char **err)
+{
+	char *argv[16];
+	size_t k = 0;
+	char *o = NULL, *r = NULL;
+	int st;
+
+	argv[k++] = (char *)(e->daemon_bin != NULL ? e->daemon_bin : DOKU_BRIDGED_BIN);
+	argv[k++] = "--config";
+	argv[k++] = e->conf;
+	for (size_t i = 0; args[i] != NULL; i++) {
+		assert_true(k + 1 < sizeof(argv) / sizeof(argv[0]));
+		argv[k++] = (char *)args[i];
+	}
+	argv[k] = NULL;
+	st = run_capture(argv, environ, &o, &r);
+	h_record(o, strlen(o)); /* the leak scan covers what the tools print */
+	h_record(r, strlen(r));
+	if (out != NULL)
+		*out = o;
+	else
+		free(o);
+	if (err != NULL)
+		*err = r;
+	else
+		free(r);
+	return st;
+}
+
+double h_metric(h_env *e, const char *name, const char *labels)
+{
+	Doku__Wallet__V1__MetricsRequest mq = DOKU__WALLET__V1__METRICS_REQUEST__INIT;
+	Doku__Wallet__V1__MetricsResponse *mr = NULL;
+	dokubridge_client *c = h_client(e);
+	dokubridge_result res;
+	double v;
+	prom pm;
+
+	OK_CALL(c, NULL, "Metrics", mq, &mr, &res);
+	if (prom_parse(mr->text, &pm) != 0)
+		fail_msg("Metrics text: %s\n%s", pm.error, mr->text);
+	v = prom_get(&pm, name, labels);
+	prom_free(&pm);
+	dokubridge_message_free(mr);
+	dokubridge_free(c);
+	return v;
+}
+
+void h_fleet_start(h_env *fl, unsigned n, const char *extra)
+{
+	char bridge[4 * PATH_MAX + 2048], name[16];
+
+	assert_true(n >= 1 && n <= H_FLEET_MAX);
+	if (!h_pg_init()) {
+		fprintf(stderr, "not inside tests/tools/pg_run.sh (no $DOKU_TEST_PG_CONNINFO): skipped\n");
+		skip();
+	}
+	h_pg_new_db();
+	h_setup(&fl[0]);
+	for (unsigned i = 1; i < n; i++) {
+		snprintf(name, sizeof(name), "d%u", i);
+		h_setup_second(&fl[i], &fl[0], name);
+	}
+	/* all at once: the schema is made (or checked) under a lock, once */
+	for (unsigned i = 0; i < n; i++) {
+		char more[512];
+
+		/* $DOKU_IT_FLEET_EXTRA: more [bridge] lines, e.g. "log_level = debug" */
+		snprintf(more, sizeof(more), "%s\n%s", extra != NULL ? extra : "",
+			 getenv("DOKU_IT_FLEET_EXTRA") != NULL ? getenv("DOKU_IT_FLEET_EXTRA") : "");
+		h_pg_bridge(&fl[i], more, bridge, sizeof(bridge));
+		h_write_config(&fl[i], bridge, NULL);
+		fl[i].daemon_pid = h_daemon_spawn(&fl[i]);
+	}
+	for (unsigned i = 0; i < n; i++)
+		if (!h_wait_notify(&fl[i], "READY=1"))
+			fail_msg("fleet daemon %u did not become ready (see %s)", i, fl[i].log);
+}
+
+void h_fleet_teardown(h_env *fl, unsigned n)
+{
+	for (unsigned i = n; i-- > 0;)
+		h_teardown(&fl[i]);
+}
+
+void h_fleet_kill(h_env *fl, unsigned n)
+{
+	for (unsigned i = n; i-- > 0;)
+		h_kill(&fl[i]);
 }

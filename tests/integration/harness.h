@@ -186,4 +186,60 @@ void h_burst_run(dokubridge_client **cs, unsigned n, unsigned per, const char *m
  * (entries are written when the simulator answers). false on timeout. */
 bool h_wait_sim_requests(h_env *e, const char *path, const char *ref, unsigned n);
 
+/* ---- a fleet of daemons on PostgreSQL (tests/tools/pg_run.sh) --------------------------
+ * pg_run.sh runs the test inside a throwaway cluster (pg_virtualenv) and exports
+ * DOKU_TEST_PG_CONNINFO (the daemons' role, no password), DOKU_TEST_PG_PASSWORD_FILE,
+ * DOKU_TEST_PG_CA (the server's CA: sslmode=verify-full) and the superuser's
+ * PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE. */
+
+/* Whether the test runs inside pg_run.sh. Moves the superuser's libpq variables
+ * (PGHOST, PGUSER, PGPASSWORD, ...) out of the environment, kept for h_pg_sql
+ * only: no daemon or tool the test starts inherits them, so each connects with
+ * what its configuration says (the role, the password file, TLS). */
+bool h_pg_init(void);
+/* A fresh database for the next fleet: a copy (CREATE DATABASE ... TEMPLATE, as
+ * the superuser) of the empty one pg_run.sh made, with its owner and grants, so
+ * that each test starts on an empty database with its own state key. From now on
+ * h_pg_conninfo and h_pg_bridge name it. */
+void h_pg_new_db(void);
+/* The current database's name (pg_run.sh's until h_pg_new_db). Static storage. */
+const char *h_pg_dbname(void);
+/* The daemons' conninfo: $DOKU_TEST_PG_CONNINFO with sslmode=verify-full and
+ * sslrootcert=$DOKU_TEST_PG_CA when pg_run.sh gave a CA, and the current
+ * database. Static storage. */
+const char *h_pg_conninfo(void);
+/* The [bridge] lines of a fleet daemon of e's simulator into out: state_backend =
+ * postgres, state_postgres (h_pg_conninfo), state_postgres_password_file, and
+ * state_key_file = the fleet's key (h_fleet_key), then extra (may be NULL). */
+void h_pg_bridge(const h_env *e, const char *extra, char *out, size_t outsz);
+/* The sealing key every daemon of e's simulator shares (creds/fleet.key: 64 hex
+ * digits, 0600, made on first use) into path[PATH_MAX]. */
+void h_fleet_key(const h_env *e, char path[PATH_MAX]);
+/* psql -c sql as the superuser on database db (NULL: the current one): its exit
+ * status; its stdout (unaligned, tuples only; malloc'd) into *out when not NULL.
+ * Bounded by H_WAIT_MS. */
+int h_pg_sql(const char *db, const char *sql, char **out);
+/* Stop (fast: connections cut) or start the test's cluster (pg_ctlcluster
+ * $PGVERSION ${DOKU_TEST_PG_CLUSTER:-regress}); returns when done. */
+void h_pg_stop(void);
+void h_pg_start(void);
+
+/* doku-bridged --config e->conf ARGS... (args NULL-terminated), bounded by
+ * H_WAIT_MS: its exit status; stdout and stderr (malloc'd, recorded for the
+ * leak scan) into *out and *err when not NULL. */
+int h_tool(h_env *e, const char *const *args, char **out, char **err);
+/* A sample of e's daemon's Metrics ("name" or "name{labels}" exactly as rendered,
+ * labels NULL for none); 0 when absent. Fails the test on a malformed text. */
+double h_metric(h_env *e, const char *name, const char *labels);
+
+/* A fleet: fl[0] set up by h_setup (set fl[0].direct before, as for h_setup),
+ * fl[1..n) by h_setup_second beside it ("d1", "d2", ...); the n daemons started
+ * at once on PostgreSQL (h_pg_bridge with extra), as a fleet's pods start, and
+ * waited for (READY=1 each). Skips the test when not inside pg_run.sh. */
+#define H_FLEET_MAX 8
+void h_fleet_start(h_env *fl, unsigned n, const char *extra);
+/* h_teardown of fl[n-1] .. fl[0]; h_kill of each (after a failed test). */
+void h_fleet_teardown(h_env *fl, unsigned n);
+void h_fleet_kill(h_env *fl, unsigned n);
+
 #endif
