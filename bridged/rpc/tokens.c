@@ -31,6 +31,7 @@ struct session {
 	unsigned gen;
 	struct tok_fetch *refreshing;
 	int64_t fleet_gen;          /* a fleet's: the database's generation held here */
+	uint64_t fleet_checked;     /* a fleet's: uv_now() + 1 when the database last said "serve it" */
 	int64_t refused_gen;        /* a fleet's: the generation DOKU refused */
 };
 
@@ -1109,6 +1110,13 @@ static void sess_finish(struct sess_op *op, int status, const char *msg)
 	memset(&r, 0, sizeof(r));
 	r.status = status;
 	copy_str(r.response_message, sizeof(r.response_message), msg);
+	if (status == 0 && op->tp != NULL && op->t != NULL) {
+		struct session *s = session_find(op->tp, op->ref);
+
+		/* the waiters ask again in this loop turn: served from here */
+		if (s != NULL)
+			s->fleet_checked = uv_now(op->t->loop) + 1;
+	}
 	list_init(&waiters);
 	if (!list_empty(&op->waiters)) {
 		waiters.next = op->waiters.next;
@@ -1326,7 +1334,11 @@ static int fleet_session(tok_profile *tp, config *cfg, const profile *p, const c
 			 tok_wait *w)
 {
 	struct sess_op *op = NULL;
+	struct session *s = session_find(tp, ref);
 
+	if (s != NULL && s->access != NULL && s->fleet_checked == uv_now(tp->t->loop) + 1 &&
+	    time(NULL) + s->margin < s->access_until)
+		return 0; /* the database said so in this loop turn */
 	for (struct list_node *k = tp->t->sess_ops.next; k != &tp->t->sess_ops; k = k->next) {
 		struct sess_op *o = list_entry(k, struct sess_op, node);
 
@@ -1349,8 +1361,6 @@ static int fleet_session(tok_profile *tp, config *cfg, const profile *p, const c
 		list_add_tail(&tp->t->sess_ops, &op->node);
 		op->stage = FLEET_GET;
 		if (store_session_get(tp->t->st, tp->name, ref, on_sess_row, op) != 0) {
-			struct session *s = session_find(tp, ref);
-
 			sess_op_free(op);
 			if (s != NULL && s->access != NULL && time(NULL) + s->margin < s->access_until)
 				return 0;

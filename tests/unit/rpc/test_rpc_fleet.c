@@ -233,6 +233,9 @@ static void test_session_shared(void **state)
 	assert_int_equal(wb.status, 0);
 	assert_string_equal(tokens_session_value(f->b->tp, REF, &gen), "acc-fleet");
 	assert_int_equal(fake_up_count(f->b->b.up), before);
+	/* asked again in the same loop turn (as the woken call does): served at once,
+	   else every call would read the database forever (a bug once) */
+	assert_int_equal(tokens_session(f->b->tp, f->b->b.cfg, f->b->prof, REF, &wb.w), 0);
 
 	/* closed through B: the database forgets it before the answer */
 	rc = tokens_session_end(f->b->tp, REF, on_ended, &ended);
