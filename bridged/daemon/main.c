@@ -45,6 +45,8 @@ static struct daemon {
 	const char *config_path;
 	uv_signal_t sighup, sigterm, sigint;
 	uv_timer_t drain_timer;
+	uv_timer_t db_watch;         /* a fleet's: the database's connection, told in the log */
+	bool db_watching, db_up;
 	bool stopping, forced, finished;
 } d;
 
@@ -142,6 +144,8 @@ static void finish_shutdown(void)
 	uv_close((uv_handle_t *)&d.sighup, on_handle_closed);
 	uv_close((uv_handle_t *)&d.sigterm, on_handle_closed);
 	uv_close((uv_handle_t *)&d.sigint, on_handle_closed);
+	if (d.db_watching)
+		uv_close((uv_handle_t *)&d.db_watch, on_handle_closed);
 	/* abort what is left (only after the drain bound) */
 	call_abort_all(b, DOKU__BRIDGE__V1__CODE__UNAVAILABLE, "the daemon is shutting down");
 	server_close(b->srv);
@@ -251,6 +255,46 @@ static void on_reload(uv_signal_t *h, int signum)
 	log_msg(LOG_LVL_INFO, "configuration reloaded: %u profiles, %u clients", ncfg->nprofiles,
 		ncfg->nclients);
 	notify("READY=1\nSTATUS=running");
+}
+
+/* ---- a fleet's database, watched -------------------------------------------------------- */
+
+#define DB_WATCH_MS 1000u
+
+/* The log says when the fleet's database connection goes and comes back
+ * (the store reconnects alone, with backoff; the metrics count it). */
+static void on_db_watch(uv_timer_t *t)
+{
+	store_stats st;
+
+	(void)t;
+	if (d.b.journal == NULL)
+		return;
+	store_get_stats(journal_store(d.b.journal), &st);
+	if (st.connected == d.db_up)
+		return;
+	d.db_up = st.connected;
+	if (st.connected)
+		log_msg(LOG_LVL_INFO, "state database: connected again (%llu reconnects so far)",
+			(unsigned long long)st.reconnects);
+	else
+		log_msg(LOG_LVL_WARNING, "state database: connection lost; reconnecting with backoff. "
+			"Money-moving calls are refused (NOT_DONE, never sent) until it is back; reads "
+			"use the tokens held (%llu database errors so far)",
+			(unsigned long long)st.errors);
+}
+
+static void db_watch_start(uv_loop_t *loop)
+{
+	if (d.b.journal == NULL || !store_shared(journal_store(d.b.journal)))
+		return;
+	d.db_up = true;
+	uv_timer_init(loop, &d.db_watch);
+	uv_timer_start(&d.db_watch, on_db_watch, DB_WATCH_MS, DB_WATCH_MS);
+	uv_unref((uv_handle_t *)&d.db_watch);
+	d.db_watching = true;
+	log_msg(LOG_LVL_INFO, "state: PostgreSQL (a fleet's), this daemon is %s",
+		journal_holder(d.b.journal));
 }
 
 /* ---- the command line's state tools ---------------------------------------------------- */
@@ -412,6 +456,7 @@ int main(int argc, char **argv)
 		secrets_locked() ? "" : "; secrets not locked in RAM: raise RLIMIT_MEMLOCK");
 	notify("READY=1\nSTATUS=running");
 	reconciler_start(b->rec);
+	db_watch_start(&loop);
 	journal_retention(b->journal, b->cfg->journal_retention_days);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	status = 0;

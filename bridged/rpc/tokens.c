@@ -179,6 +179,19 @@ static void session_free(struct session *s)
 	free(s);
 }
 
+/* Forget s here only (a fleet's cache entry replaced, or closed elsewhere). */
+static void session_forget(tok_profile *tp, struct session *s)
+{
+	struct session **pp = session_slot(tp, s->ref);
+
+	if (pp != NULL && *pp == s) {
+		*pp = s->next;
+		tp->nsessions--;
+	}
+	session_free(s);
+}
+
+/* Forget s, here and in the store. */
 static void session_unlink_free(tok_profile *tp, struct session *s)
 {
 	struct session **pp = session_slot(tp, s->ref);
@@ -796,9 +809,8 @@ static void fleet_db_failed(struct fleet_op *op, int status)
 {
 	tok_profile *tp = op->tp;
 
-	if (tp != NULL && tp->b2b != NULL && !(tp->refused_gen != 0 && tp->fleet_gen == tp->refused_gen) &&
-	    uv_now(op->t->loop) < tp->last_use_ms + tp->ttl_ms) {
-		fleet_ok(op);
+	if (tp != NULL && fleet_live(tp, uv_now(op->t->loop))) {
+		fleet_ok(op); /* the caller asks again and finds it live */
 		return;
 	}
 	{
@@ -981,6 +993,11 @@ static void on_fleet_row(const store_result *res, void *data)
 		row = &none;
 	}
 	v = row_judge(tp, row);
+	log_msg(LOG_LVL_DEBUG, "fleet: profile %s: %s: status %d, generation %lld, idle %lld ms, "
+		"lease %s%s, verdict %d", tp->name, op->stage == FLEET_GET ? "get" : "lease",
+		res->status, (long long)row->gen, (long long)row->idle_ms,
+		row->lease_holder[0] != '\0' ? row->lease_holder : "none",
+		row->leased ? " (ours)" : "", (int)v);
 	if (v == ROW_LIVE && (op->stage == FLEET_GET || row->gen != op->expect_gen)) {
 		if (fleet_adopt(tp, row) != 0) {
 			fleet_fail(op, TOK_ERR_INTERNAL, "out of memory");
@@ -1036,12 +1053,8 @@ static int fleet_b2b(tok_profile *tp, config *cfg, const profile *p, tok_wait *w
 		fleet_use(tp, now);
 		return 0;
 	}
-	if (tp->b2b_op == NULL && fleet_start(tp, cfg, p) != 0) {
-		if (tp->b2b != NULL && !(tp->refused_gen != 0 && tp->fleet_gen == tp->refused_gen) &&
-		    now < tp->last_use_ms + tp->ttl_ms)
-			return 0;
-		return TOK_ERR_UNAVAILABLE;
-	}
+	if (tp->b2b_op == NULL && fleet_start(tp, cfg, p) != 0)
+		return TOK_ERR_UNAVAILABLE; /* no database, and no live token held */
 	list_add_tail(&tp->b2b_op->waiters, &w->node);
 	return 1;
 }
@@ -1124,7 +1137,7 @@ static int sess_adopt(tok_profile *tp, const store_session *ss)
 	int rc;
 
 	if (s != NULL)
-		session_unlink_free(tp, s);
+		session_forget(tp, s);
 	rc = tokens_session_restore(tp, ss);
 	if (rc != 0)
 		return rc;
@@ -1257,7 +1270,7 @@ static void on_sess_row(const store_result *res, void *data)
 	if (res->status == STORE_ERR_NOT_FOUND) {
 		s = session_find(tp, op->ref);
 		if (s != NULL)
-			session_unlink_free(tp, s); /* closed through another daemon */
+			session_forget(tp, s); /* closed through another daemon */
 		sess_finish(op, TOK_ERR_NO_SESSION, "no such customer session");
 		return;
 	}
@@ -1664,10 +1677,13 @@ int tokens_session_end(tok_profile *tp, const char *ref,
 	struct session *s = session_find(tp, ref);
 	struct sess_end *e;
 
-	if (s != NULL)
-		session_unlink_free(tp, s);
-	if (!fleet_on(tp))
+	if (!fleet_on(tp)) {
+		if (s != NULL)
+			session_unlink_free(tp, s);
 		return s != NULL ? 1 : 2;
+	}
+	if (s != NULL)
+		session_forget(tp, s);
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return TOK_ERR_INTERNAL;

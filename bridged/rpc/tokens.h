@@ -29,7 +29,7 @@
 #define TOK_MARGIN_S 60              /* renew a token this long before it lapses (at most 1/3 of its life) */
 #define TOK_LEN_MAX 4096             /* longest token accepted from DOKU */
 #define TOK_B2B_TTL_DEFAULT_S 900    /* when expiresIn is missing or unreadable */
-#define TOK_TTL_MIN_S 10
+#define TOK_TTL_MIN_S 2                 /* (the sandbox shortens lifetimes to seconds) */
 #define TOK_TTL_MAX_S 86400
 #define TOK_REF_MAX 64               /* customer_ref: [A-Za-z0-9._-]{1,64} */
 #define TOK_FETCH_TIMEOUT_MS 15000u  /* deadline of a token request */

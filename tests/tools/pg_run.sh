@@ -46,8 +46,11 @@ if [ "${DOKU_PG_INSIDE:-}" != 1 ]; then
   if [ "$(id -u)" -eq 0 ] && id postgres >/dev/null 2>&1; then
     chown postgres "$tmp/server.key"
   fi
+  # a port of its own: several of these run at once (ctest -j, worktrees), and
+  # pg_virtualenv would give each the default 5432
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   rc=0
-  DOKU_PG_INSIDE=1 DOKU_PG_TMP="$tmp" pg_virtualenv -t \
+  DOKU_PG_INSIDE=1 DOKU_PG_TMP="$tmp" pg_virtualenv -t -c "-p $port" \
     -o "ssl_cert_file=$tmp/server.crt" -o "ssl_key_file=$tmp/server.key" \
     "$0" "$@" || rc=$?
   exit "$rc"

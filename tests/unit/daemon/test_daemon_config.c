@@ -320,10 +320,59 @@ static void test_journal_retention(void **state)
 	assert_true(diag_has(&diag, want));
 }
 
+/* [bridge] state_backend, state_postgres, state_postgres_password_file. */
+static void test_state_backend(void **state)
+{
+	static const struct {
+		const char *lines, *says;
+	} bad[] = {
+		{ "state_backend = mysql", "state_backend: expected sqlite or postgres, got \"mysql\"" },
+		{ "state_backend = postgres\nstate_key_file = secret",
+		  "state_backend = postgres needs state_postgres" },
+		{ "state_backend = postgres\nstate_postgres = host=db",
+		  "state_backend = postgres needs state_key_file" },
+		{ "state_postgres = host=db", "need state_backend = postgres" },
+		{ "state_backend = postgres\nstate_key_file = secret\n"
+		  "state_postgres = host=db password=hunter2",
+		  "the password goes in state_postgres_password_file" },
+	};
+	config_diag diag;
+	config *c = NULL;
+	char path[PATH_MAX];
+
+	(void)state;
+	write_with_bridge_line("pg.ini", "; default", path);
+	assert_int_equal(config_load(path, 0, &c, &diag), 0);
+	assert_int_equal(c->state_backend, CONFIG_STATE_SQLITE);
+	assert_null(c->state_postgres);
+	config_unref(c);
+	write_with_bridge_line("pg.ini", "state_backend = postgres\nstate_key_file = secret\n"
+			       "state_postgres = host=127.0.0.1 dbname=doku sslmode=verify-full\n"
+			       "state_postgres_password_file = secret", path);
+	/* the password is read with the secrets, or alone for the state tools */
+	assert_int_equal(config_load(path, 0, &c, &diag), 0);
+	assert_int_equal(c->state_backend, CONFIG_STATE_POSTGRES);
+	assert_string_equal(c->state_postgres, "host=127.0.0.1 dbname=doku sslmode=verify-full");
+	assert_null(c->state_postgres_password);
+	config_unref(c);
+	assert_int_equal(config_load(path, CONFIG_LOAD_DB_PASSWORD, &c, &diag), 0);
+	assert_non_null(c->state_postgres_password);
+	assert_string_equal((const char *)c->state_postgres_password->data, "SK-tDzY6MSLBWlNXy3qCsUU");
+	config_unref(c);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_with_bridge_line("pg.ini", bad[i].lines, path);
+		assert_int_equal(config_load(path, 0, &c, &diag), -EINVAL);
+		assert_null(c);
+		print_diag(&diag);
+		assert_true(diag_has(&diag, bad[i].says));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
+		cmocka_unit_test(test_state_backend),
 		cmocka_unit_test(test_bad_lines),
 		cmocka_unit_test(test_secret_permissions),
 		cmocka_unit_test(test_not_a_key),

@@ -52,6 +52,7 @@ typedef struct rt_env {
 	struct bridge b;             /* loop, cfg, up, tokens, journal */
 	const profile *prof;
 	tok_profile *tp;
+	bool shared_loop;            /* b.loop is another env's */
 } rt_env;
 
 static inline uint64_t rt_now_ms(void)
@@ -111,8 +112,17 @@ static inline void rt_on_watchdog(uv_timer_t *t)
 }
 
 /* A loop, the configuration, the fake upstream and tokens; with_journal:
- * the journal too (as daemon/main.c opens it). */
+ * the journal too (as daemon/main.c opens it). bridge_extra: more [bridge]
+ * lines (NULL: none); shared: run on this loop (another env's) instead of
+ * the env's own. */
+static inline rt_env *rt_env_new_at(bool with_journal, const char *bridge_extra, uv_loop_t *shared);
+
 static inline rt_env *rt_env_new(bool with_journal)
+{
+	return rt_env_new_at(with_journal, NULL, NULL);
+}
+
+static inline rt_env *rt_env_new_at(bool with_journal, const char *bridge_extra, uv_loop_t *shared)
 {
 	rt_env *e = calloc(1, sizeof(*e));
 	config_diag *diag = calloc(1, sizeof(*diag));
@@ -131,13 +141,14 @@ static inline rt_env *rt_env_new(bool with_journal)
 		"[bridge]\n"
 		"socket = %s/bridge.sock\n"
 		"state_dir = %s\n"
+		"%s\n"
 		"\n"
 		"[profile." RT_PROFILE "]\n"
 		"base_url = " RT_BASE_URL "\n"
 		"client_id = " RT_CLIENT_ID "\n"
 		"client_secret_file = %s/creds/client-secret\n"
 		"private_key_file = %s/creds/partner.key\n",
-		e->dir, e->state, rt_creds, rt_creds);
+		e->dir, e->state, bridge_extra != NULL ? bridge_extra : "", rt_creds, rt_creds);
 	assert_int_equal(fclose(f), 0);
 	rc = config_load(e->conf, CONFIG_LOAD_SECRETS, &e->b.cfg, diag);
 	if (rc != 0)
@@ -146,19 +157,24 @@ static inline rt_env *rt_env_new(bool with_journal)
 	assert_int_equal(rc, 0);
 	free(diag);
 
-	assert_int_equal(uv_loop_init(&e->loop), 0);
-	e->b.loop = &e->loop;
+	if (shared == NULL) {
+		assert_int_equal(uv_loop_init(&e->loop), 0);
+		e->b.loop = &e->loop;
+	} else {
+		e->b.loop = shared;
+		e->shared_loop = true;
+	}
 	list_init(&e->b.calls);
-	e->b.started_ms = uv_now(&e->loop);
-	assert_int_equal(uv_timer_init(&e->loop, &e->watchdog), 0);
+	e->b.started_ms = uv_now(e->b.loop);
+	assert_int_equal(uv_timer_init(e->b.loop, &e->watchdog), 0);
 	assert_int_equal(uv_timer_start(&e->watchdog, rt_on_watchdog, RT_WATCHDOG_MS, RT_WATCHDOG_MS), 0);
 	uv_unref((uv_handle_t *)&e->watchdog);
-	assert_int_equal(upstream_new(&e->loop, e->b.cfg->upstream_connections, &e->b.up), 0);
-	assert_int_equal(tokens_new(&e->loop, e->b.up, methods_b2b_token_endpoint(),
+	assert_int_equal(upstream_new(e->b.loop, e->b.cfg->upstream_connections, &e->b.up), 0);
+	assert_int_equal(tokens_new(e->b.loop, e->b.up, methods_b2b_token_endpoint(),
 				    methods_b2b2c_token_endpoint(), &e->b.tokens), 0);
 	assert_int_equal(tokens_reconfigure(e->b.tokens, e->b.cfg), 0);
 	if (with_journal) {
-		rc = journal_open(&e->loop, e->b.cfg, &e->b.journal, jerr);
+		rc = journal_open(e->b.loop, e->b.cfg, &e->b.journal, jerr);
 		if (rc != 0)
 			fprintf(stderr, "journal_open: %s\n", jerr);
 		assert_int_equal(rc, 0);
@@ -177,12 +193,10 @@ static inline void rt_on_closed(uv_handle_t *h)
 	(void)h;
 }
 
-/* Release everything (as daemon/main.c's shutdown does) and check that the
- * loop has no handle left. */
-static inline void rt_env_free(rt_env *e)
+/* Release everything (as daemon/main.c's shutdown does): rt_env_close
+ * starts it, the loop finishes it, rt_env_destroy frees the env. */
+static inline void rt_env_close(rt_env *e)
 {
-	if (e == NULL)
-		return;
 	assert_int_equal(e->b.calls_in_flight, 0);
 	if (e->b.tokens != NULL)
 		tokens_set_store(e->b.tokens, NULL);
@@ -190,11 +204,27 @@ static inline void rt_env_free(rt_env *e)
 	tokens_free(e->b.tokens);
 	upstream_close(e->b.up);
 	uv_close((uv_handle_t *)&e->watchdog, rt_on_closed);
-	uv_run(&e->loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&e->loop), 0);
+}
+
+static inline void rt_env_destroy(rt_env *e)
+{
 	config_unref(e->b.cfg);
 	rt_rmdir(e->dir);
 	free(e);
+}
+
+/* All of it for an env on its own loop, and check that the loop has no
+ * handle left. (Envs on a shared loop: rt_env_close each, run the loop,
+ * rt_env_destroy each.) */
+static inline void rt_env_free(rt_env *e)
+{
+	if (e == NULL)
+		return;
+	assert_false(e->shared_loop);
+	rt_env_close(e);
+	uv_run(&e->loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&e->loop), 0);
+	rt_env_destroy(e);
 }
 
 /* Run the loop until cond(data) holds; fails the test after RT_WAIT_MS. */
@@ -205,7 +235,7 @@ static inline void rt_run_until(rt_env *e, bool (*cond)(void *data), void *data)
 	while (!cond(data)) {
 		if (rt_now_ms() > end)
 			fail_msg("the loop ran %u ms and the awaited event did not happen", RT_WAIT_MS);
-		uv_run(&e->loop, UV_RUN_ONCE);
+		uv_run(e->b.loop, UV_RUN_ONCE);
 	}
 }
 
