@@ -1,7 +1,7 @@
 /* A fleet's one B2B token (issue 13): three daemons on one PostgreSQL, one
  * state key, the same merchant credentials, against doku-snapsim, which keeps
  * only the newest B2B token (as DOKU does) and here lets it live ttl_s seconds
- * after its last use (10 s). Twelve callers of GetBalance spread over the three daemons,
+ * after its last use (4 s). Twelve callers of GetBalance spread over the three daemons,
  * in busy spells longer than the lifetime (the fleet must keep the token alive by
  * using it, and know when it was last used) separated by idle gaps longer than the
  * lifetime + 3 s (the token lapses while nobody calls: the fleet must replace it
@@ -27,13 +27,12 @@
 #define FLEET 3u
 #define CALLERS 12u                 /* spread over the fleet: caller i on daemon i % FLEET */
 #define CUSTOMERS 3u
-/* The sandbox's B2B token lifetime after its last use: 10 s, the shortest expiresIn
- * the daemon believes (TOK_TTL_MIN_S, bridged/rpc/tokens.h: a shorter one is read as
- * 900 s); $DOKU_FLEET_TTL_S sets another. */
-#define TTL_S_DEFAULT 10u
+/* The sandbox's B2B token lifetime after its last use: 4 s ($DOKU_FLEET_TTL_S sets
+ * another; the daemon believes an expiresIn of TOK_TTL_MIN_S or more, bridged/rpc/tokens.h) */
+#define TTL_S_DEFAULT 4u
 #define BUSY_MS (ttl_s * 1000u + 2000u)  /* a busy spell: longer than the lifetime */
 #define GAP_MS (ttl_s * 1000u + 4000u)   /* an idle gap: longer than the lifetime + 3 s */
-#define SPELLS 4u                        /* 4 spells and 3 gaps: 90 s */
+#define SPELLS 5u                        /* 5 spells and 4 gaps: 62 s */
 #define REVOKE_MS 4000u             /* the spell of the forced revocation */
 #define REVOKE_AT_MS 1000u          /* ... armed this far into it */
 #define FIGURE_MS 3000u             /* each burst of the figures */
