@@ -33,10 +33,10 @@
 
 #define FLEET 3u
 #define CALLERS 12u
-#define OPS_PER_CALLER 40u           /* 480 money-moving calls */
+#define OPS_PER_CALLER 64u           /* 768 money-moving calls */
 #define CUSTOMERS 3u
-#define KILL_MIN_MS 400u             /* between kills */
-#define KILL_SPAN_MS 1200u
+#define KILL_MIN_MS 300u             /* between kills */
+#define KILL_SPAN_MS 900u
 #define KILLS_MAX 30u
 #define PHASE_MAX_MS 180000u         /* the calls */
 /* the daemons' schedule (bridged/state/store.h, reconcile.h; not included here) */

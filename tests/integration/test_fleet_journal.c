@@ -6,11 +6,14 @@
  *     no caller told NOT_DONE, every DONE with the one X-EXTERNAL-ID.
  *     --verify-state and --export-journal on the postgres backend (while the fleet
  *     runs; the same rows through every daemon's configuration).
- *   test_wrong_key_refused: a daemon with another state key on the fleet's database
- *     is refused at start (no READY=1, exit 1, a message naming the key), and
- *     the fleet goes on serving. */
+ *     Nothing durable is left in a fleet daemon's state_dir.
+ *   test_wrong_key_refused: a daemon with another state key on the fleet's database,
+ *     or the fleet's key on a schema of another version, is refused at start (no
+ *     READY=1, exit 1, a message naming the database and what is wrong), and the
+ *     fleet goes on serving. */
 #include "harness.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -175,21 +178,88 @@ static void test_reference_once(void **state)
 		free(exp0);
 		json_decref(rows);
 	}
+	/* nothing durable in a fleet daemon's state_dir (docs/fleet.md) */
+	for (unsigned i = 0; i < FLEET; i++) {
+		char dir[PATH_MAX + 16];
+		DIR *d;
+		struct dirent *de;
+		unsigned n = 0;
+
+		assert_true(snprintf(dir, sizeof(dir), "%s/state", fl[i].dir) < (int)sizeof(dir));
+		d = opendir(dir);
+		while (d != NULL && (de = readdir(d)) != NULL)
+			if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+				fprintf(stderr, "fleet journal: %s/%s\n", dir, de->d_name);
+				n++;
+			}
+		if (d != NULL)
+			closedir(d);
+		assert_int_equal(n, 0);
+	}
 	for (unsigned i = 0; i < FLEET; i++)
 		dokubridge_free(c[i]);
 	h_fleet_teardown(fl, FLEET);
 }
 
-/* A fleet daemon with another state key: refused at start. */
+/* Start e's daemon expecting a refusal: it must exit 1 without READY=1. What it
+ * said (its log) into *words (malloc'd). */
+static void start_refused(h_env *e, char **words)
+{
+	int status = 0, pfd;
+	bool ready = false;
+	pid_t pid;
+	FILE *f;
+	size_t cap = 0;
+
+	struct stat sb;
+	off_t before = stat(e->log, &sb) == 0 ? sb.st_size : 0;
+
+	pid = h_daemon_spawn(e);
+	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	assert_true(pfd >= 0);
+	{
+		struct pollfd p = { pfd, POLLIN, 0 };
+
+		if (poll(&p, 1, H_WAIT_MS) != 1) {
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			fail_msg("the daemon was not refused within %d ms", H_WAIT_MS);
+		}
+	}
+	close(pfd);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	for (;;) {
+		char msg[1024];
+		ssize_t k = recv(e->notify_fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
+
+		if (k <= 0)
+			break;
+		msg[k] = '\0';
+		ready = ready || strstr(msg, "READY=1") != NULL;
+	}
+	f = fopen(e->log, "r");
+	assert_non_null(f);
+	assert_int_equal(fseeko(f, before, SEEK_SET), 0); /* what this start said */
+	*words = NULL;
+	assert_true(getdelim(words, &cap, '\0', f) > 0);
+	fclose(f);
+	fprintf(stderr, "fleet: refused start: %s %d, %s; said: %s", WIFEXITED(status) ? "exited" : "killed",
+		WIFEXITED(status) ? WEXITSTATUS(status) : -1, ready ? "READY=1 sent" : "no READY=1", *words);
+	assert_false(ready);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_non_null(strstr(*words, "refusing to start"));
+	assert_non_null(strstr(*words, h_pg_dbname())); /* names the database */
+	assert_null(strstr(*words, "ready ("));
+}
+
+/* A daemon with another state key, or on a schema of another version: refused at start. */
 static void test_wrong_key_refused(void **state)
 {
-	char bridge[4 * PATH_MAX + 2048], key[PATH_MAX], *log = NULL, *words;
+	char bridge[4 * PATH_MAX + 2048], key[PATH_MAX], *words = NULL, *out = NULL;
 	Doku__Wallet__V1__HealthRequest hq = DOKU__WALLET__V1__HEALTH_REQUEST__INIT;
 	dokubridge_client *c;
 	dokubridge_result res;
-	int status = 0, pfd;
-	pid_t pid;
-	bool ready = false;
 	FILE *f;
 
 	(void)state;
@@ -224,47 +294,25 @@ static void test_wrong_key_refused(void **state)
 		}
 	}
 	h_write_config(&other, bridge, NULL);
-	pid = h_daemon_spawn(&other);
-	pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-	assert_true(pfd >= 0);
+	start_refused(&other, &words);
+	assert_non_null(strstr(words, "another key"));
+	free(words);
+
+	/* the fleet's key on a schema of another version (as a newer daemon would leave it) */
+	h_pg_bridge(&other, NULL, bridge, sizeof(bridge));
+	h_write_config(&other, bridge, NULL);
+	assert_int_equal(h_pg_sql(NULL, "SELECT version FROM doku.schema_version", &out), 0);
+	assert_int_equal(h_pg_sql(NULL, "UPDATE doku.schema_version SET version = 99", NULL), 0);
+	start_refused(&other, &words);
+	assert_non_null(strstr(words, "99"));
+	free(words);
 	{
-		struct pollfd p = { pfd, POLLIN, 0 };
+		char sql[96];
 
-		if (poll(&p, 1, H_WAIT_MS) != 1) {
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			fail_msg("a daemon with another state key was not refused within %d ms", H_WAIT_MS);
-		}
+		snprintf(sql, sizeof(sql), "UPDATE doku.schema_version SET version = %d", atoi(out));
+		assert_int_equal(h_pg_sql(NULL, sql, NULL), 0);
+		free(out);
 	}
-	close(pfd);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	for (;;) {
-		char msg[1024];
-		ssize_t k = recv(other.notify_fd, msg, sizeof(msg) - 1, MSG_DONTWAIT);
-
-		if (k <= 0)
-			break;
-		msg[k] = '\0';
-		ready = ready || strstr(msg, "READY=1") != NULL;
-	}
-	f = fopen(other.log, "r");
-	assert_non_null(f);
-	{
-		size_t cap = 0;
-		ssize_t n = getdelim(&log, &cap, '\0', f);
-
-		assert_true(n > 0);
-	}
-	fclose(f);
-	words = log;
-	fprintf(stderr, "fleet: a daemon with another state key: %s %d, %s; said: %s",
-		WIFEXITED(status) ? "exited" : "killed", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-		ready ? "READY=1 sent" : "no READY=1", words);
-	assert_false(ready);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 1);
-	assert_non_null(strstr(words, "key"));
-	free(log);
 	h_teardown(&other);
 
 	/* the fleet goes on */

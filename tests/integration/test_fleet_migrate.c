@@ -4,8 +4,11 @@
  * copies its state into PostgreSQL and says it verified the copy (a second run
  * copies nothing); then two daemons on PostgreSQL serve the migrated customer
  * sessions without a new binding or customer token, GetOperation finds the
- * journaled rows, and --export-journal of the two backends agrees row by row. */
+ * journaled rows, and --export-journal of the two backends agrees row by row.
+ * The figures, side by side in the run: TopUps per second through one daemon on
+ * SQLite, one on PostgreSQL, and two on PostgreSQL (short bounded bursts). */
 #include "harness.h"
+#include "load.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -13,9 +16,56 @@
 #include <string.h>
 
 #define TOPUPS 4u
+#define BURST_CALLERS 12u
+#define BURST_MS 3000u             /* each bounded burst of the figures */
 #define OPSTATE(x) DOKU__WALLET__V1__OPERATION_STATE__OPERATION_STATE_##x
 
 static h_env one, pg[2];
+static h_customer cust[2];
+
+/* The figures: TopUps (each its own reference) for BURST_MS from BURST_CALLERS callers. */
+static void make_topup(unsigned client, uint64_t seq, ld_call *out, void *arg)
+{
+	static Doku__Wallet__V1__TopUpRequest tu;
+	static Doku__Wallet__V1__Amount a;
+	static char ref[64];
+
+	(void)arg;
+	doku__wallet__v1__top_up_request__init(&tu);
+	snprintf(ref, sizeof(ref), "%s-%llu", h_ref("migb"), (unsigned long long)seq);
+	tu.partner_reference_no = ref;
+	tu.customer_number = cust[client % 2].account_no;
+	h_amount(&a, "100.00");
+	tu.amount = &a;
+	tu.session_id = "figures";
+	tu.notes = "figures";
+	out->method = "TopUp";
+	out->customer = cust[client % 2].ref;
+	out->req = &tu.base;
+}
+
+/* A burst through envs[0..n) (callers spread over them): TopUps done per second. */
+static double burst(h_env *const *envs, unsigned n, const char *what)
+{
+	dokubridge_client *cs[BURST_CALLERS];
+	ld_opts o = { .depth = 1, .duration_ms = BURST_MS, .make = make_topup };
+	ld_stats st;
+	double rate;
+
+	for (unsigned i = 0; i < BURST_CALLERS; i++)
+		cs[i] = h_client(envs[i % n]);
+	ld_run(cs, BURST_CALLERS, &o, &st);
+	rate = (double)st.ok * 1000.0 / (double)st.elapsed_ms;
+	fprintf(stderr, "figures: TopUp, %u callers, %s: %.0f calls/s (%llu done of %llu in %llu ms, "
+		"p50 %.1f ms, p99 %.1f ms)\n", BURST_CALLERS, what, rate, (unsigned long long)st.ok,
+		(unsigned long long)st.done, (unsigned long long)st.elapsed_ms,
+		(double)ld_quantile(&st, 0, 0.5) / 1000.0, (double)ld_quantile(&st, 0, 0.99) / 1000.0);
+	assert_int_equal(st.ok, st.done);
+	ld_stats_free(&st);
+	for (unsigned i = 0; i < BURST_CALLERS; i++)
+		dokubridge_free(cs[i]);
+	return rate;
+}
 
 static int kill_all(void **state)
 {
@@ -54,7 +104,6 @@ static void test_migrate(void **state)
 	Doku__Wallet__V1__Amount a;
 	dokubridge_client *c;
 	dokubridge_result res;
-	h_customer cust[2];
 	char key[PATH_MAX], extra[PATH_MAX + 32], bridge[4 * PATH_MAX + 2048], sqlite_dir[PATH_MAX + 16];
 	char refs[TOPUPS][64], exts[TOPUPS][DOKUBRIDGE_EXTERNAL_ID_MAX], *out = NULL, *err = NULL;
 	const char *import[] = { "--import-state", sqlite_dir, NULL };
@@ -89,6 +138,11 @@ static void test_migrate(void **state)
 		snprintf(exts[k], sizeof(exts[k]), "%s", res.external_id);
 	}
 	dokubridge_free(c);
+	{
+		h_env *e1[] = { &one };
+
+		burst(e1, 1, "one daemon on SQLite");
+	}
 	h_daemon_signal(&one, SIGTERM);
 	assert_int_equal(h_daemon_wait(&one), 0);
 	before = h_export_journal(&one);
@@ -163,6 +217,12 @@ static void test_migrate(void **state)
 	}
 	fprintf(stderr, "migration: %zu journal rows and 2 customer sessions carried over, the same row "
 		"by row\n", json_array_size(before));
+	{
+		h_env *e1[] = { &pg[0] }, *e2[] = { &pg[0], &pg[1] };
+
+		burst(e1, 1, "one daemon on PostgreSQL");
+		burst(e2, 2, "two daemons on PostgreSQL");
+	}
 	json_decref(before);
 	json_decref(after);
 	h_teardown(&pg[1]);

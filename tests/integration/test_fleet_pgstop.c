@@ -11,21 +11,22 @@
  *   - the fleet recovered alone: every call started RECOVER_MS after the restart
  *     succeeded, through every daemon;
  *   - each daemon's metrics count database errors and a reconnect, and say the
- *     connection is up again. */
+ *     connection is up again; its log says it lost the connection and has it again. */
 #include "harness.h"
-#include "load.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define FLEET 3u
-#define CALLERS 9u                 /* caller i on daemon i % FLEET; every third one GetBalance */
+#define CALLERS 9u                 /* caller i on daemon i % FLEET; the last three GetBalance */
 #define STOP_AT_MS 2000u
 #define DOWN_MS 10000u             /* the database stopped this long */
 #define TAIL_MS 15000u             /* calls after the restart */
 #define RECOVER_MS 8000u           /* calls started this long after the restart all succeed */
 #define RECORDS_MAX 100000u
+#define PACE_MS 25u                /* a caller starts a call this long after its previous one */
 #define TOPUP_PATH "/snap-adapter/b2b2c/v1.0/emoney/topup"
 #define ERRORS_SHOWN 20u
 
@@ -71,61 +72,10 @@ static void bad(const char *fmt, ...)
 	va_end(ap);
 }
 
-static void make(unsigned client, uint64_t seq, ld_call *out, void *arg)
-{
-	static Doku__Wallet__V1__TopUpRequest tu;
-	static Doku__Wallet__V1__GetBalanceRequest gb;
-	static Doku__Wallet__V1__Amount a;
-	struct rec *r;
-
-	(void)seq;
-	(void)arg;
-	assert_true(nrecs < RECORDS_MAX);
-	r = &recs[nrecs];
-	memset(r, 0, sizeof(*r));
-	r->kind = client % 3 == 2 ? K_BALANCE : K_TOPUP;
-	r->daemon = client % FLEET;
-	r->started_ms = h_now_ms();
-	snprintf(r->ref, sizeof(r->ref), "%s", h_ref(r->kind == K_TOPUP ? "fpg" : "fpgb"));
-	out->user = nrecs++;
-	out->kind = r->kind;
-	out->customer = cust.ref;
-	out->timeout_ms = 20000;
-	if (r->kind == K_TOPUP) {
-		doku__wallet__v1__top_up_request__init(&tu);
-		tu.partner_reference_no = r->ref;
-		tu.customer_number = cust.account_no;
-		h_amount(&a, "500.00");
-		tu.amount = &a;
-		tu.session_id = "pgstop";
-		tu.notes = "pgstop";
-		out->method = "TopUp";
-		out->req = &tu.base;
-	} else {
-		doku__wallet__v1__get_balance_request__init(&gb);
-		gb.partner_reference_no = r->ref;
-		out->method = "GetBalance";
-		out->req = &gb.base;
-	}
-}
-
-static void check(const ld_call *call, const dokubridge_result *res, void *arg)
-{
-	struct rec *r = &recs[call->user];
-
-	(void)arg;
-	r->code = (int)res->code;
-	r->outcome = (int)res->outcome;
-	r->local = res->local;
-	snprintf(r->ext, sizeof(r->ext), "%s", res->external_id);
-}
-
 /* The schedule: stop at STOP_AT_MS, start again DOWN_MS after the stop was done.
  * Waiting is the point here (the database is down for a while), on the monotonic clock. */
-static void tick(uint64_t elapsed_ms, void *arg)
+static void tick(uint64_t elapsed_ms, struct phase *p)
 {
-	struct phase *p = arg;
-
 	if (!p->stopped && elapsed_ms >= STOP_AT_MS) {
 		p->stop_ms = h_now_ms();
 		h_pg_stop();
@@ -139,6 +89,97 @@ static void tick(uint64_t elapsed_ms, void *arg)
 		p->started = true;
 		fprintf(stderr, "pgstop: the database started again after %llu ms down\n",
 			(unsigned long long)(p->start_ms - p->down_ms));
+	}
+}
+
+/* ---- the paced callers: each starts a call PACE_MS after its previous one started ---- */
+
+struct caller {
+	dokubridge_client *c;
+	unsigned idx;
+	bool busy;
+	uint64_t next_ms;
+	struct rec *cur;
+};
+
+static void on_done(dokubridge_client *c, void *arg, const dokubridge_result *res,
+		    ProtobufCMessage *resp)
+{
+	struct caller *cl = arg;
+	struct rec *r = cl->cur;
+
+	(void)c;
+	h_record_result(res);
+	dokubridge_message_free(resp);
+	r->code = (int)res->code;
+	r->outcome = (int)res->outcome;
+	r->local = res->local;
+	snprintf(r->ext, sizeof(r->ext), "%s", res->external_id);
+	cl->busy = false;
+}
+
+static void start(struct caller *cl)
+{
+	Doku__Wallet__V1__TopUpRequest tu = DOKU__WALLET__V1__TOP_UP_REQUEST__INIT;
+	Doku__Wallet__V1__GetBalanceRequest gb = DOKU__WALLET__V1__GET_BALANCE_REQUEST__INIT;
+	dokubridge_call_opts opts = { .timeout_ms = 20000, .customer_ref = cust.ref };
+	Doku__Wallet__V1__Amount a;
+	dokubridge_result res;
+	struct rec *r;
+
+	assert_true(nrecs < RECORDS_MAX);
+	r = cl->cur = &recs[nrecs++];
+	memset(r, 0, sizeof(*r));
+	r->kind = cl->idx / FLEET == 2 ? K_BALANCE : K_TOPUP; /* a third of each daemon's callers */
+	r->daemon = cl->idx % FLEET;
+	r->started_ms = h_now_ms();
+	snprintf(r->ref, sizeof(r->ref), "%s", h_ref(r->kind == K_TOPUP ? "fpg" : "fpgb"));
+	cl->next_ms = r->started_ms + PACE_MS;
+	if (r->kind == K_TOPUP) {
+		tu.partner_reference_no = r->ref;
+		tu.customer_number = cust.account_no;
+		h_amount(&a, "500.00");
+		tu.amount = &a;
+		tu.session_id = "pgstop";
+		tu.notes = "pgstop";
+		assert_int_equal(dokubridge_start(cl->c, &opts, "TopUp", &tu.base, on_done, cl, NULL, &res), 0);
+	} else {
+		gb.partner_reference_no = r->ref;
+		assert_int_equal(dokubridge_start(cl->c, &opts, "GetBalance", &gb.base, on_done, cl, NULL,
+						  &res), 0);
+	}
+	cl->busy = true;
+}
+
+/* Run the callers for duration_ms (then wait for their last calls), with tick()
+ * between polls. */
+static void drive(struct caller *cls, unsigned n, uint64_t duration_ms, struct phase *ph)
+{
+	struct pollfd pfd[CALLERS];
+	uint64_t t0 = h_now_ms(), end = t0 + duration_ms, drain = end + H_WAIT_MS;
+
+	for (;;) {
+		uint64_t now = h_now_ms();
+		bool busy = false;
+
+		assert_true(now < drain);
+		tick(now - t0, ph);
+		for (unsigned i = 0; i < n; i++) {
+			struct caller *cl = &cls[i];
+
+			if (!cl->busy && now < end && now >= cl->next_ms)
+				start(cl);
+			busy = busy || cl->busy;
+			pfd[i].fd = cl->busy ? dokubridge_fd(cl->c) : -1;
+			pfd[i].events = h_poll_events(cl->c);
+			pfd[i].revents = 0;
+		}
+		if (!busy && now >= end)
+			break;
+		assert_true(poll(pfd, n, 5) >= 0);
+		for (unsigned i = 0; i < n; i++)
+			if (pfd[i].fd >= 0)
+				dokubridge_process(cls[i].c, h_client_events(pfd[i].revents));
 	}
 }
 
@@ -174,13 +215,12 @@ static json_t *sim_log(void)
 
 static void test_pg_stopped(void **state)
 {
-	dokubridge_client *cs[CALLERS], *c;
+	static struct caller cls[CALLERS];
 	struct phase ph = { 0 };
-	ld_opts o = { .depth = 1, .tick_ms = 50, .make = make, .check = check, .tick = tick, .arg = &ph };
 	unsigned topups = 0, done = 0, refused = 0, bal_down = 0, bal_ok = 0, late = 0;
 	uint64_t first_ok[FLEET] = { 0 };
 	json_t *rows, *log;
-	ld_stats st;
+	dokubridge_client *c;
 	dokubridge_result res;
 
 	(void)state;
@@ -191,19 +231,20 @@ static void test_pg_stopped(void **state)
 	c = h_client(&fl[0]);
 	h_customer_new(&fl[0], c, "fpg", &cust);
 	dokubridge_free(c);
-	for (unsigned i = 0; i < CALLERS; i++)
-		cs[i] = h_client(&fl[i % FLEET]);
+	for (unsigned i = 0; i < CALLERS; i++) {
+		cls[i].idx = i;
+		cls[i].c = h_client(&fl[i % FLEET]);
+	}
 	/* every daemon has used the customer's session and the B2B token just before */
 	for (unsigned i = 0; i < FLEET; i++) {
 		Doku__Wallet__V1__GetBalanceRequest gb = DOKU__WALLET__V1__GET_BALANCE_REQUEST__INIT;
 
 		gb.partner_reference_no = (char *)h_ref("fpgw");
-		OK_CALL(cs[i], cust.ref, "GetBalance", gb, NULL, &res);
+		OK_CALL(cls[i].c, cust.ref, "GetBalance", gb, NULL, &res);
 	}
 
-	o.duration_ms = STOP_AT_MS + 2000u + DOWN_MS + 3000u + TAIL_MS;
 	ph.t0 = h_now_ms();
-	ld_run(cs, CALLERS, &o, &st);
+	drive(cls, CALLERS, STOP_AT_MS + 2000u + DOWN_MS + 3000u + TAIL_MS, &ph);
 	assert_true(ph.started);
 	if (h_now_ms() < ph.start_ms + RECOVER_MS + 5000u)
 		fail_msg("the load ended %llu ms after the restart: too soon to see the recovery",
@@ -298,6 +339,19 @@ static void test_pg_stopped(void **state)
 		assert_true(reconnects >= 1);
 		assert_true(up == 1);
 		assert_true(first_ok[i] != 0);
+		/* and says so in its log */
+		{
+			FILE *f = fopen(fl[i].log, "r");
+			char *text = NULL;
+			size_t cap = 0;
+
+			assert_non_null(f);
+			assert_true(getdelim(&text, &cap, '\0', f) > 0);
+			fclose(f);
+			assert_non_null(strstr(text, "connection lost"));
+			assert_non_null(strstr(text, "connected again"));
+			free(text);
+		}
 	}
 	json_decref(rows);
 	json_decref(log);
@@ -305,9 +359,8 @@ static void test_pg_stopped(void **state)
 	assert_int_equal(late, 0);
 	assert_true(refused > 0);   /* the stop was met by money-moving calls */
 	assert_true(bal_down > 0);  /* ... and by reads */
-	ld_stats_free(&st);
 	for (unsigned i = 0; i < CALLERS; i++)
-		dokubridge_free(cs[i]);
+		dokubridge_free(cls[i].c);
 	h_fleet_teardown(fl, FLEET);
 	free(recs);
 	recs = NULL;

@@ -1,7 +1,7 @@
 /* A fleet's one B2B token (issue 13): three daemons on one PostgreSQL, one
  * state key, the same merchant credentials, against doku-snapsim, which keeps
- * only the newest B2B token (as DOKU does) and here lets it live TTL_S seconds
- * after its last use. Twelve callers of GetBalance spread over the three daemons,
+ * only the newest B2B token (as DOKU does) and here lets it live ttl_s seconds
+ * after its last use (4 s). Twelve callers of GetBalance spread over the three daemons,
  * in busy spells longer than the lifetime (the fleet must keep the token alive by
  * using it, and know when it was last used) separated by idle gaps longer than the
  * lifetime + 3 s (the token lapses while nobody calls: the fleet must replace it
@@ -22,14 +22,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define FLEET 3u
 #define CALLERS 12u                 /* spread over the fleet: caller i on daemon i % FLEET */
 #define CUSTOMERS 3u
-#define TTL_S 4                     /* the sandbox's B2B token lifetime after its last use */
-#define BUSY_MS 6000u               /* a busy spell: longer than the lifetime */
-#define GAP_MS ((TTL_S + 4) * 1000u) /* an idle gap: longer than the lifetime + 3 s */
-#define SPELLS 5u                   /* 5 spells and 4 gaps: 62 s */
+/* The sandbox's B2B token lifetime after its last use: 4 s ($DOKU_FLEET_TTL_S sets
+ * another; the daemon believes an expiresIn of TOK_TTL_MIN_S or more, bridged/rpc/tokens.h) */
+#define TTL_S_DEFAULT 4u
+#define BUSY_MS (ttl_s * 1000u + 2000u)  /* a busy spell: longer than the lifetime */
+#define GAP_MS (ttl_s * 1000u + 4000u)   /* an idle gap: longer than the lifetime + 3 s */
+#define SPELLS 5u                        /* 5 spells and 4 gaps: 62 s */
 #define REVOKE_MS 4000u             /* the spell of the forced revocation */
 #define REVOKE_AT_MS 1000u          /* ... armed this far into it */
 #define FIGURE_MS 3000u             /* each burst of the figures */
@@ -40,6 +43,8 @@
 
 static h_env fl[FLEET];
 static h_customer custs[CUSTOMERS];
+static unsigned ttl_s;
+static char spell_wall[SPELLS + 1][2][32]; /* each spell's start and end, as DOKU's log writes time */
 
 static int kill_all(void **state)
 {
@@ -112,6 +117,40 @@ static double fleet_metric(const char *name)
 	return v;
 }
 
+/* The wall clock now as DOKU's log gives times ("...T20:38:55.404+07:00": compared as text). */
+static void wall_now(char out[32])
+{
+	struct timespec ts;
+	struct tm tm;
+	time_t t;
+	char sec[24];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	t = ts.tv_sec + 7 * 3600;
+	gmtime_r(&t, &tm);
+	assert_true(strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm) > 0);
+	snprintf(out, 32, "%.19s.%03d", sec, (int)(ts.tv_nsec / 1000000L));
+}
+
+/* After a failure: when DOKU answered 401 for a token, against the spells' times. */
+static void show_401s(void)
+{
+	char *text = h_ctl(&fl[0], "GET", "/control/log?verdict=invalid_b2b_token&limit=20000", NULL, NULL);
+	char *line, *save = NULL;
+	unsigned n = 0;
+
+	for (unsigned k = 0; k < SPELLS; k++)
+		fprintf(stderr, "fleet tokens: spell %u from %s to %s\n", k, spell_wall[k][0], spell_wall[k][1]);
+	for (line = strtok_r(text, "\n", &save); line != NULL && n < 60; line = strtok_r(NULL, "\n", &save), n++) {
+		json_t *j = json_loads(line, 0, NULL);
+
+		fprintf(stderr, "fleet tokens: 401 at %s %s (%s)\n", h_json_str(j, "time"),
+			h_json_str(j, "path"), h_json_str(j, "detail"));
+		json_decref(j);
+	}
+	free(text);
+}
+
 static long sim_401s(void)
 {
 	return h_counter(&fl[0], "byStatus", "401");
@@ -128,9 +167,10 @@ static void test_fleet_one_token(void **state)
 	double waits, wait_s, leases;
 
 	(void)state;
+	ttl_s = (unsigned)ld_env("DOKU_FLEET_TTL_S", TTL_S_DEFAULT);
 	fl[0].direct = true; /* the figures: no tap between the fleet and DOKU */
 	h_fleet_start(fl, FLEET, NULL);
-	snprintf(body, sizeof(body), "{\"b2bTokenTtl\":%d}", TTL_S);
+	snprintf(body, sizeof(body), "{\"b2bTokenTtl\":%u}", ttl_s);
 	free(h_ctl(&fl[0], "POST", "/control/settings", body, NULL));
 	/* customers bound and sessions opened through daemon 0: every daemon serves them */
 	c = h_client(&fl[0]);
@@ -149,7 +189,9 @@ static void test_fleet_one_token(void **state)
 	for (unsigned k = 0; k < SPELLS; k++) {
 		uint64_t quiet;
 
+		wall_now(spell_wall[k][0]);
 		spell(cs, CALLERS, BUSY_MS, NULL, &r, &st);
+		wall_now(spell_wall[k][1]);
 		calls += st.done;
 		ok += st.ok;
 		busy_ms += st.elapsed_ms;
@@ -173,16 +215,18 @@ static void test_fleet_one_token(void **state)
 	leases = fleet_metric("doku_bridge_fleet_leases_total");
 	fprintf(stderr,
 		"fleet tokens: %llu calls (%llu ok) over %u daemons in %llu ms busy (%.0f calls/s for the "
-		"fleet), %ld idle gaps of %u ms (token lifetime %d s); B2B requests: %ld (at most %ld "
+		"fleet), %ld idle gaps of %u ms (token lifetime %u s); B2B requests: %ld (at most %ld "
 		"allowed); 401s from DOKU: %ld (invalid B2B token %ld, invalid customer token %ld); "
 		"waits for another daemon's token: %.0f (%.3f s in all); leases taken: %.0f\n",
 		(unsigned long long)calls, (unsigned long long)ok, FLEET, (unsigned long long)busy_ms,
-		busy_ms > 0 ? (double)ok * 1000.0 / (double)busy_ms : 0.0, gaps, GAP_MS, TTL_S, b2b,
+		busy_ms > 0 ? (double)ok * 1000.0 / (double)busy_ms : 0.0, gaps, GAP_MS, ttl_s, b2b,
 		gaps + 1, sim_401s() - s401_0, h_counter(&fl[0], "byVerdict", "invalid_b2b_token") - vb0,
 		h_counter(&fl[0], "byVerdict", "invalid_customer_token") - vc0, waits, wait_s, leases);
 	assert_true(busy_ms + (uint64_t)gaps * GAP_MS >= 60000u);
 	assert_int_equal(r.failed, 0);
 	assert_int_equal(ok, calls);
+	if (sim_401s() - s401_0 != 0)
+		show_401s();
 	assert_int_equal(sim_401s() - s401_0, 0);
 	assert_int_equal(h_counter(&fl[0], "byVerdict", "invalid_b2b_token") - vb0, 0);
 	assert_int_equal(h_counter(&fl[0], "byVerdict", "invalid_customer_token") - vc0, 0);
