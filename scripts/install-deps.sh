@@ -8,7 +8,10 @@ packages=(
   libuv1-dev libcurl4-openssl-dev libwolfssl-dev
   libprotobuf-c-dev protobuf-c-compiler protobuf-compiler
   libcmocka-dev libinih-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libsystemd-dev
+  libnghttp2-dev
   python3 python3-protobuf python3-pytest python3-venv python3-setuptools python3-pip
+  # stock gRPC clients of the tests: Python's grpcio, stubs by protoc's grpc_python_plugin
+  python3-grpcio protobuf-compiler-grpc
   openssl ca-certificates curl procps jq
   dpkg-dev file systemd shellcheck
   # the sidecar image and its test (packaging/container/podman.sh): podman with
