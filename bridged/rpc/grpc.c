@@ -161,7 +161,8 @@ static void drop_unstarted(struct gstream *s)
 }
 
 /* An answer before any call: ":status" (200 for a gRPC error), and the
- * gRPC status in the same block (trailers-only). */
+ * gRPC status in the same block (trailers-only). Only from inside h2's
+ * callbacks, whose caller (io/conn.c) writes the output after them. */
 static void refuse_http(struct gstream *s, const char *status, int code, const char *why)
 {
 	struct gconn *g = s->g;
@@ -177,8 +178,7 @@ static void refuse_http(struct gstream *s, const char *status, int code, const c
 	f[n++] = FIELD("content-type", CT_GRPC);
 	f[n++] = FIELD("grpc-status", scode);
 	f[n++] = FIELD("grpc-message", msg);
-	if (h2_end(conn_h2(g->conn), s->id, f, n, now_ms(s)) == 0)
-		conn_flush(g->conn);
+	(void)h2_end(conn_h2(g->conn), s->id, f, n, now_ms(s));
 	log_msg(LOG_LVL_DEBUG, "grpc conn=%llu stream=%d %.64s: %s %s",
 		(unsigned long long)conn_number(g->conn), s->id, s->path[0] ? s->path : "-",
 		outcome_code_name(code), why);
@@ -261,10 +261,10 @@ static void end_with_facts(struct gstream *s, int code, const char *status, cons
 	}
 	if (h2_end(conn_h2(s->g->conn), s->id, t, n, now_ms(s)) != 0)
 		h2_reset(conn_h2(s->g->conn), s->id, H2_INTERNAL_ERROR);
-	conn_flush(s->g->conn);
 }
 
-/* The call ended: its reply goes out, and its call slot is free. */
+/* The call ended: its reply goes out, and its call slot is free. Runs
+ * inside an h2 callback (a call answered at once) or on its own (later). */
 static void on_call_done(call *c, void *data)
 {
 	struct gstream *s = data;
@@ -276,6 +276,8 @@ static void on_call_done(call *c, void *data)
 	const char *status;
 
 	call_result(c, &f);
+	s->call = NULL; /* the stream is not the call's any more */
+	s->started = false;
 	reply_message(&f, call_arena(c), conn_max_frame(g->conn), &msg, &too_big);
 	code = too_big ? CODE(RESOURCE_EXHAUSTED) : f.code;
 	status = too_big ? REPLY_TOO_BIG : f.status;
@@ -283,9 +285,8 @@ static void on_call_done(call *c, void *data)
 		h2_reset(conn_h2(g->conn), s->id, H2_INTERNAL_ERROR);
 	else
 		end_with_facts(s, code, status, &f);
-	s->call = NULL;
-	s->started = false;
 	conn_release(g->conn);
+	conn_flush(g->conn); /* last: writing may close the stream, and free s */
 }
 
 /* grpc.health.v1.Health/Check. */
