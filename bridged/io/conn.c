@@ -503,7 +503,9 @@ static void h2_update(struct conn *c)
 	if (c->in_h2)
 		return; /* the caller of h2 updates after it */
 	if (c->host->draining && !c->broken) {
+		c->in_h2 = true;
 		h2_shutdown(c->h2);
+		c->in_h2 = false;
 		h2_pump(c);
 		quiet = !c->writing && c->out.len == 0;
 	}

@@ -347,6 +347,8 @@ void h2_shutdown(struct h2 *h)
 	(void)nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE,
 				    nghttp2_session_get_last_proc_stream_id(h->s), NGHTTP2_NO_ERROR,
 				    NULL, 0);
+	if (h->ops->shutdown != NULL)
+		h->ops->shutdown(h->user);
 }
 
 unsigned h2_sweep(struct h2 *h, uint64_t now_ms, uint32_t timeout_ms)

@@ -16,7 +16,8 @@
  * what the upper layer queued.
  *
  * Ownership: the owner (io/conn.c) creates and frees the session. Calls of
- * the ops happen only from inside h2_recv, h2_output, h2_sweep and h2_free;
+ * the ops happen only from inside h2_recv, h2_output, h2_sweep, h2_shutdown
+ * and h2_free;
  * from inside them the upper layer may queue responses (h2_response, ...)
  * but must not call h2_recv, h2_output or h2_free. */
 #ifndef DOKU_IO_H2_H
@@ -85,6 +86,9 @@ typedef struct h2_ops {
 	/* The session ends (h2_free, after stream_close for each stream still
 	 * open): user is not used again. */
 	void (*close)(void *user);
+	/* The session drains (h2_shutdown): a stream that would stay open
+	 * (a server stream) should end now. May be NULL. */
+	void (*shutdown)(void *user);
 } h2_ops;
 
 /* A server session under lim, its SETTINGS queued. 0 or -ENOMEM. *out
@@ -117,7 +121,7 @@ bool h2_alive(const h2 *h);
 unsigned h2_streams(const h2 *h);
 
 /* Draining: GOAWAY with the last stream the peer opened (the peer opens no
- * more; those open finish). Once. */
+ * more; those open finish), and the upper layer told (shutdown). Once. */
 void h2_shutdown(h2 *h);
 
 /* Reset the streams that wait on the peer longer than timeout_ms since

@@ -57,6 +57,7 @@ struct gstream {
 	call *call;                          /* its call: being read, or (started) in flight */
 	bool started;                        /* call_start was done: done() or detach ends it */
 	bool answered;                       /* the response is queued: nothing more is read */
+	bool watching;                       /* Health/Watch: its stream stays open until a drain */
 	uint8_t health_req[GRPC_HEALTH_REQUEST_MAX];
 };
 
@@ -289,22 +290,35 @@ static void on_call_done(call *c, void *data)
 	conn_flush(g->conn); /* last: writing may close the stream, and free s */
 }
 
-/* grpc.health.v1.Health/Check. */
-static void health_check(struct gstream *s)
+/* grpc.health.v1.Health: Check, or Watch's first answer (its stream then
+ * stays open: the next answer, NOT_SERVING, comes when the daemon drains).
+ * The caller must be one the ACL knows, as for any call. */
+static void health(struct gstream *s)
 {
+	struct gconn *g = s->g;
+	const peer *pr = conn_peer(g->conn);
+	bool watch = s->health == GRPC_HEALTH_WATCH;
 	uint8_t out[GRPC_HEALTH_RESPONSE_MAX];
 	char why[GRPC_HEALTH_WHY_MAX];
 	size_t n;
-	int code = grpc_health_check(!s->g->b->draining, s->msg, s->msg_len, out, &n, why);
+	int code;
 
+	if (!config_acl_knows(g->b->cfg, pr)) {
+		refuse(s, CODE(PERMISSION_DENIED), "uid %lu may not use this daemon",
+		       (unsigned long)pr->uid);
+		return;
+	}
+	code = grpc_health_answer(!g->b->draining, watch, s->msg, s->msg_len, out, &n, why);
 	if (code != CODE(OK)) {
 		refuse(s, code, "%s", why);
 		return;
 	}
 	if (respond(s, out, n) != 0)
-		h2_reset(conn_h2(s->g->conn), s->id, H2_INTERNAL_ERROR);
-	else
+		h2_reset(conn_h2(g->conn), s->id, H2_INTERNAL_ERROR);
+	else if (!watch || g->b->draining)
 		end_with_facts(s, code, NULL, NULL);
+	else
+		s->watching = true;
 }
 
 /* The request is complete: the call starts, as session.c starts a frame's. */
@@ -401,8 +415,8 @@ static void on_headers_end(void *user, void *st, bool too_big)
 		       s->encoding);
 	else if (s->bad_timeout)
 		refuse(s, CODE(INVALID_ARGUMENT), "grpc-timeout: expected 1 to 8 digits and a unit");
-	else if ((s->health = grpc_health_rpc_of(s->path)) == GRPC_HEALTH_WATCH)
-		refuse(s, CODE(UNIMPLEMENTED), "Health/Watch is not served: ask Health/Check");
+	else
+		s->health = grpc_health_rpc_of(s->path);
 }
 
 /* The message's 5-byte prefix is in: its buffer, after the checks. */
@@ -478,8 +492,8 @@ static void on_request_end(void *user, void *st)
 		       s->prefix_got == 0 ? "without a message" : "inside its message");
 		return;
 	}
-	if (s->health == GRPC_HEALTH_CHECK)
-		health_check(s);
+	if (s->health != GRPC_HEALTH_NONE)
+		health(s);
 	else
 		start_call(s);
 }
@@ -507,6 +521,26 @@ static void on_close(void *user)
 	free(user); /* every stream was closed first */
 }
 
+/* Draining: each Health/Watch gets NOT_SERVING and ends, so that the
+ * connection can close once its calls are answered. */
+static void on_shutdown(void *user)
+{
+	struct gconn *g = user;
+	uint8_t out[GRPC_HEALTH_RESPONSE_MAX + SNAP_FRAME_HEADER];
+	size_t n = grpc_health_not_serving(out + SNAP_FRAME_HEADER);
+
+	snap_frame_header_write(out, (uint32_t)n);
+	for (struct list_node *p = g->streams.next; p != &g->streams; p = p->next) {
+		struct gstream *s = list_entry(p, struct gstream, node);
+
+		if (!s->watching)
+			continue;
+		s->watching = false;
+		if (h2_body(conn_h2(g->conn), s->id, out, SNAP_FRAME_HEADER + n) == 0)
+			end_with_facts(s, CODE(OK), NULL, NULL);
+	}
+}
+
 const h2_ops grpc_h2_ops = {
 	.stream_open = on_stream_open,
 	.header = on_header,
@@ -515,4 +549,5 @@ const h2_ops grpc_h2_ops = {
 	.request_end = on_request_end,
 	.stream_close = on_stream_close,
 	.close = on_close,
+	.shutdown = on_shutdown,
 };

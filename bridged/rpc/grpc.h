@@ -11,7 +11,9 @@
  * grpc-message (the native code and status text), then the SNAP facts of the
  * native Reply (x-doku-outcome, -http-status, -response-code,
  * -response-message, -external-id, -partner-reference-no, -detail).
- * grpc.health.v1.Health/Check is answered here (rpc/grpc_health.c).
+ * grpc.health.v1.Health is answered here (rpc/grpc_health.c): Check, and
+ * Watch, whose stream stays open and gets NOT_SERVING when the daemon drains,
+ * then ends.
  *
  * Refused before a call, with a trailers-only answer, the other streams
  * going on: a header list over its cap, a method other than POST (HTTP 405),

@@ -36,8 +36,8 @@ enum grpc_health_rpc grpc_health_rpc_of(const char *path)
 	return GRPC_HEALTH_NONE;
 }
 
-int grpc_health_check(bool serving, const uint8_t *msg, size_t len, uint8_t *out, size_t *n,
-		      char *why)
+int grpc_health_answer(bool serving, bool watch, const uint8_t *msg, size_t len, uint8_t *out,
+		       size_t *n, char *why)
 {
 	Grpc__Health__V1__HealthCheckRequest *req;
 	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
@@ -50,15 +50,26 @@ int grpc_health_check(bool serving, const uint8_t *msg, size_t len, uint8_t *out
 			 grpc__health__v1__health_check_request__descriptor.name);
 		return CODE(INVALID_ARGUMENT);
 	}
+	resp.status = serving ? STATUS(SERVING) : STATUS(NOT_SERVING);
 	if (req->service[0] != '\0' &&
 	    strcmp(req->service, doku__wallet__v1__wallet__descriptor.name) != 0) {
-		snprintf(why, GRPC_HEALTH_WHY_MAX, "unknown service \"%.64s\"", req->service);
-		code = CODE(NOT_FOUND);
-		goto out;
+		resp.status = STATUS(SERVICE_UNKNOWN);
+		if (!watch) {
+			snprintf(why, GRPC_HEALTH_WHY_MAX, "unknown service \"%.64s\"", req->service);
+			code = CODE(NOT_FOUND);
+			goto out;
+		}
 	}
-	resp.status = serving ? STATUS(SERVING) : STATUS(NOT_SERVING);
 	*n = grpc__health__v1__health_check_response__pack(&resp, out);
 out:
 	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
 	return code;
+}
+
+size_t grpc_health_not_serving(uint8_t *out)
+{
+	Grpc__Health__V1__HealthCheckResponse resp = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+
+	resp.status = STATUS(NOT_SERVING);
+	return grpc__health__v1__health_check_response__pack(&resp, out);
 }

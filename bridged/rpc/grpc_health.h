@@ -18,13 +18,18 @@ enum grpc_health_rpc { GRPC_HEALTH_NONE = 0, GRPC_HEALTH_CHECK, GRPC_HEALTH_WATC
 /* The Health RPC of a :path ("/grpc.health.v1.Health/Check"), or NONE. */
 enum grpc_health_rpc grpc_health_rpc_of(const char *path);
 
-/* Check: the request msg[0..len) on a daemon that serves (serving) or
- * drains. Returns a doku.bridge.v1.Code: OK with the packed
- * HealthCheckResponse in out[0..*n) (out: GRPC_HEALTH_RESPONSE_MAX bytes),
- * else the reason in why (GRPC_HEALTH_WHY_MAX bytes): NOT_FOUND for a
- * service other than "" and the Wallet's, INVALID_ARGUMENT for a request
- * that does not decode. */
-int grpc_health_check(bool serving, const uint8_t *msg, size_t len, uint8_t *out, size_t *n,
-		      char *why);
+/* Check (watch false), or Watch's first answer (watch true), of the
+ * request msg[0..len) on a daemon that serves (serving) or drains. Returns a
+ * doku.bridge.v1.Code: OK with the packed HealthCheckResponse in out[0..*n)
+ * (out: GRPC_HEALTH_RESPONSE_MAX bytes), else the reason in why
+ * (GRPC_HEALTH_WHY_MAX bytes): INVALID_ARGUMENT for a request that does not
+ * decode; for a service other than "" and the Wallet's, Check's NOT_FOUND
+ * (Watch answers SERVICE_UNKNOWN). */
+int grpc_health_answer(bool serving, bool watch, const uint8_t *msg, size_t len, uint8_t *out,
+		       size_t *n, char *why);
+
+/* Watch's update when the daemon starts draining: NOT_SERVING, packed into
+ * out (GRPC_HEALTH_RESPONSE_MAX bytes); its length. */
+size_t grpc_health_not_serving(uint8_t *out);
 
 #endif

@@ -347,9 +347,14 @@ def test_health_check(channel):
     with pytest.raises(grpc.RpcError) as ei:
         h.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
     assert ei.value.code() == grpc.StatusCode.NOT_FOUND
-    with pytest.raises(grpc.RpcError) as ei:
-        next(h.Watch(health_pb2.HealthCheckRequest(), timeout=10))
-    assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    # Watch: the status at once, on a stream that stays open (until a drain or a cancel)
+    watch = h.Watch(health_pb2.HealthCheckRequest(service="doku.wallet.v1.Wallet"), timeout=30)
+    assert next(watch).status == ok
+    watch.cancel()
+    unknown = h.Watch(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=30)
+    assert next(unknown).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+    unknown.cancel()
+    assert h.Check(health_pb2.HealthCheckRequest(), timeout=10).status == ok
 
 
 def test_many_in_flight(wallet):

@@ -5,7 +5,7 @@
  * in for DOKU, with the real tokens and journal; one loop runs it all. The
  * limits: a bad preface, a message over the cap, more streams than allowed,
  * an unknown path, a compressed message, an oversized header list; and a
- * deadline, a reset, the SNAP facts in the trailers. */
+ * deadline, a reset, the SNAP facts in the trailers, health Check and Watch. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -828,6 +828,64 @@ static void test_native_beside(void **state)
 	expect_status(h, 0);
 }
 
+static bool has_body(void *data)
+{
+	struct wait_stream *w = data;
+
+	client_io(w->t);
+	return w->h->body_len > 0;
+}
+
+/* Health/Watch: the status at once, the stream open; NOT_SERVING when the
+ * daemon drains, then the end (grpc-status 0) and the connection's. */
+static void test_watch(void **state)
+{
+	gt_env *t = *state;
+	Grpc__Health__V1__HealthCheckRequest q = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+	struct hstream *h = request(t, "/grpc.health.v1.Health/Watch", &q.base, NULL), *u;
+	struct wait_stream w = { t, h };
+	Grpc__Health__V1__HealthCheckResponse *r;
+	uint8_t first[64];
+	size_t n;
+
+	rt_run_until(t->e, has_body, &w);
+	assert_false(h->closed);
+	expect_field(h, ":status", "200");
+	r = (Grpc__Health__V1__HealthCheckResponse *)message_of(
+		h, &grpc__health__v1__health_check_response__descriptor);
+	assert_int_equal(r->status, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	grpc__health__v1__health_check_response__free_unpacked(r, NULL);
+	n = h->body_len;
+	assert_true(n <= sizeof(first));
+	memcpy(first, h->body, n);
+	q.service = "no.such.Service";
+	u = request(t, "/grpc.health.v1.Health/Watch", &q.base, NULL);
+	w.h = u;
+	rt_run_until(t->e, has_body, &w);
+	r = (Grpc__Health__V1__HealthCheckResponse *)message_of(
+		u, &grpc__health__v1__health_check_response__descriptor);
+	assert_int_equal(r->status,
+			 GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN);
+	grpc__health__v1__health_check_response__free_unpacked(r, NULL);
+
+	t->e->b.draining = true;
+	server_drain(t->srv);
+	wait_closed(t, h);
+	wait_closed(t, u);
+	expect_status(h, 0);
+	assert_int_equal(h->error, 0);
+	/* the second message: NOT_SERVING */
+	assert_true(h->body_len > n);
+	memmove(h->body, h->body + n, h->body_len - n);
+	h->body_len -= n;
+	r = (Grpc__Health__V1__HealthCheckResponse *)message_of(
+		h, &grpc__health__v1__health_check_response__descriptor);
+	assert_int_equal(r->status, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	grpc__health__v1__health_check_response__free_unpacked(r, NULL);
+	rt_run_until(t->e, eof_io, t);
+	rt_run_until(t->e, no_connection, t);
+}
+
 /* Draining: a GOAWAY; the connection closes once idle. */
 static void test_drain(void **state)
 {
@@ -863,6 +921,7 @@ int main(void)
 		T(test_bad_preface),
 		T(test_native_beside),
 		T(test_drain),
+		T(test_watch),
 #undef T
 	};
 
