@@ -180,9 +180,9 @@ static void refuse_http(struct gstream *s, const char *status, int code, const c
 	f[n++] = FIELD("grpc-status", scode);
 	f[n++] = FIELD("grpc-message", msg);
 	(void)h2_end(conn_h2(g->conn), s->id, f, n, now_ms(s));
-	log_msg(LOG_LVL_DEBUG, "grpc conn=%llu stream=%d %.64s: %s %s",
-		(unsigned long long)conn_number(g->conn), s->id, s->path[0] ? s->path : "-",
-		outcome_code_name(code), why);
+	log_msg(LOG_LVL_WARNING, "grpc conn=%llu uid=%lu stream=%d %.64s: refused before a call: %s %s",
+		(unsigned long long)conn_number(g->conn), (unsigned long)conn_peer(g->conn)->uid, s->id,
+		s->path[0] ? s->path : "-", outcome_code_name(code), why);
 }
 
 __attribute__((format(printf, 3, 4)))
