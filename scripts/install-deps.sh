@@ -10,7 +10,11 @@ packages=(
   libcmocka-dev libinih-dev libjansson-dev libmicrohttpd-dev libsqlite3-dev libsystemd-dev
   # the fleet's shared state (bridged/state/store_postgres.c) and its tests' server
   libpq-dev postgresql
+  # HTTP/2 for stock gRPC on the daemon's socket (bridged/io/h2.c)
+  libnghttp2-dev
   python3 python3-protobuf python3-pytest python3-venv python3-setuptools python3-pip
+  # stock gRPC clients of the tests: Python's grpcio, stubs by protoc's grpc_python_plugin
+  python3-grpcio protobuf-compiler-grpc
   openssl ca-certificates curl procps jq
   dpkg-dev file systemd shellcheck
   # the sidecar image and its test (packaging/container/podman.sh): podman with

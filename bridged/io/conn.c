@@ -21,6 +21,9 @@ struct conn_buf {
 	size_t len, cap;
 };
 
+/* What the connection speaks: decided by its first byte. */
+enum conn_proto { PROTO_UNKNOWN, PROTO_NATIVE, PROTO_H2 };
+
 struct conn {
 	uv_pipe_t pipe;
 	conn_host *host;
@@ -47,6 +50,10 @@ struct conn {
 	uint64_t write_started_ms;
 	uint64_t last_active_ms;
 	bool reading, eof, broken, closing;
+	/* HTTP/2 */
+	enum conn_proto proto;
+	h2 *h2;                         /* the session (PROTO_H2) */
+	bool in_h2;                     /* inside a call into h2 (its callbacks may run) */
 };
 
 static size_t out_pending(const struct conn *c)
@@ -58,6 +65,11 @@ static bool can_take_frames(const struct conn *c)
 {
 	const conn_host *h = c->host;
 
+	/* HTTP/2 reads on while calls are in flight or draining (cancels, flow
+	   control, pings): its streams are capped by SETTINGS, not by reading */
+	if (c->proto == PROTO_H2)
+		return !c->closing && !c->eof && !c->broken &&
+		       out_pending(c) < CONN_OUT_HIGH + h->cfg->max_frame;
 	return !c->closing && !c->eof && !c->broken && !h->draining &&
 	       c->held < h->cfg->max_calls && out_pending(c) < CONN_OUT_HIGH + h->cfg->max_frame;
 }
@@ -91,6 +103,12 @@ void conn_close(struct conn *c, const char *why)
 {
 	if (c->closing)
 		return;
+	if (c->in_h2) {
+		/* never under the h2 session's feet: later, from the idle handle */
+		c->broken = true;
+		queue_resume(c);
+		return;
+	}
 	c->closing = true;
 	log_msg(LOG_LVL_DEBUG, "conn %llu closed: %s", (unsigned long long)c->number, why);
 	list_del(&c->node);
@@ -100,8 +118,14 @@ void conn_close(struct conn *c, const char *why)
 		c->host->ops->frame_drop(c->user, c->rframe);
 		c->rframe = NULL;
 	}
-	if (c->user != NULL)
+	if (c->h2 != NULL) {
+		c->in_h2 = true;
+		h2_free(c->h2); /* its streams' calls lose their caller; the upper layer ends */
+		c->h2 = NULL;
+		c->in_h2 = false;
+	} else if (c->user != NULL) {
 		c->host->ops->close(c->user); /* its calls lose their caller */
+	}
 	c->user = NULL;
 	c->held = 0;
 	uv_close((uv_handle_t *)&c->pipe, on_closed);
@@ -110,6 +134,7 @@ void conn_close(struct conn *c, const char *why)
 /* ---- writing ---------------------------------------------------------------------- */
 
 static void flush(struct conn *c);
+static void h2_pump(struct conn *c);
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -130,6 +155,8 @@ static void on_write(uv_write_t *req, int status)
 		return;
 	}
 	c->last_active_ms = uv_now(c->host->loop);
+	if (c->h2 != NULL)
+		h2_pump(c);
 	if (c->out.len > 0) {
 		flush(c);
 	} else if (c->held == 0 && c->out.data != NULL) {
@@ -207,6 +234,90 @@ static void protocol_error(struct conn *c, enum conn_error err, const char *msg)
 	c->host->ops->error(c->user, err, msg);
 	c->broken = true;
 	conn_update(c);
+}
+
+/* ---- HTTP/2 ------------------------------------------------------------------------ */
+
+/* Move the session's output into the output buffer, up to its bound, and write it. */
+static void h2_pump(struct conn *c)
+{
+	if (c->h2 == NULL || c->in_h2 || c->closing)
+		return;
+	c->in_h2 = true;
+	while (out_pending(c) < CONN_OUT_HIGH) {
+		const uint8_t *p;
+		ssize_t n = h2_output(c->h2, &p);
+
+		if (n < 0) {
+			log_msg(LOG_LVL_WARNING, "conn %llu uid=%lu: HTTP/2: %s", (unsigned long long)c->number,
+				(unsigned long)c->peer.uid, h2_error(c->h2));
+			c->broken = true;
+		}
+		if (n <= 0)
+			break;
+		if (buf_reserve(&c->out, (size_t)n) != 0) {
+			c->broken = true;
+			break;
+		}
+		memcpy(c->out.data + c->out.len, p, (size_t)n);
+		c->out.len += (size_t)n;
+	}
+	c->in_h2 = false;
+	flush(c);
+}
+
+/* The connection sent the client preface: the native upper layer lets it
+ * go, HTTP/2's takes it. 0 or -ENOMEM. */
+static int h2_start(struct conn *c)
+{
+	const conn_ops *ops = c->host->ops;
+	const config *cfg = c->host->cfg;
+	h2_limits lim;
+	void *user;
+
+	if (c->user != NULL)
+		ops->close(c->user);
+	c->user = NULL;
+	c->proto = PROTO_H2;
+	user = ops->h2_open(c, c->host->ops_data);
+	if (user == NULL)
+		return -ENOMEM;
+	lim.max_streams = cfg->max_calls;
+	lim.window = cfg->max_frame + SNAP_FRAME_HEADER;
+	lim.max_header_list = H2_HEADER_LIST_MAX;
+	if (h2_new(&lim, ops->h2, user, &c->h2) != 0) {
+		ops->h2->close(user);
+		return -ENOMEM;
+	}
+	c->user = user;
+	log_msg(LOG_LVL_DEBUG, "conn %llu speaks HTTP/2", (unsigned long long)c->number);
+	return 0;
+}
+
+static void h2_feed(struct conn *c, const uint8_t *data, size_t n)
+{
+	int rc;
+
+	c->in_h2 = true;
+	rc = h2_recv(c->h2, data, n, uv_now(c->host->loop));
+	c->in_h2 = false;
+	if (rc != 0) {
+		log_msg(LOG_LVL_WARNING, "conn %llu uid=%lu pid=%ld: HTTP/2: %s",
+			(unsigned long long)c->number, (unsigned long)c->peer.uid, (long)c->peer.pid,
+			h2_error(c->h2));
+		c->broken = true;
+	}
+	h2_pump(c);
+}
+
+h2 *conn_h2(struct conn *c)
+{
+	return c->h2;
+}
+
+void conn_flush(struct conn *c)
+{
+	h2_pump(c); /* inside an h2 callback: the caller of h2 pumps after it */
 }
 
 /* ---- reading ---------------------------------------------------------------------- */
@@ -338,6 +449,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	c->last_active_ms = uv_now(c->host->loop);
+	if (c->proto == PROTO_UNKNOWN) {
+		c->proto = PROTO_NATIVE;
+		if (((const uint8_t *)buf->base)[0] == (uint8_t)H2_PREFACE[0] &&
+		    c->host->ops->h2 != NULL && h2_start(c) != 0) {
+			conn_close(c, "out of memory");
+			return;
+		}
+	}
+	if (c->proto == PROTO_H2) {
+		h2_feed(c, (const uint8_t *)buf->base, (size_t)nread);
+		conn_update(c);
+		return;
+	}
 	if (c->rframe != NULL && (uint8_t *)buf->base == c->body + c->body_got) {
 		c->body_got += (uint32_t)nread;
 		if (c->body_got == c->body_len)
@@ -358,6 +482,7 @@ void conn_resume(struct conn *c)
 		conn_close(c, "broken");
 		return;
 	}
+	h2_pump(c);
 	if (c->stash != NULL && can_take_frames(c)) {
 		data = c->stash;
 		n = c->stash_len;
@@ -367,6 +492,27 @@ void conn_resume(struct conn *c)
 		free(data);
 	}
 	conn_update(c);
+}
+
+/* conn_update of an HTTP/2 connection: GOAWAY when draining; close when
+ * the session is over, or when nothing is left to answer after EOF or a drain. */
+static void h2_update(struct conn *c)
+{
+	bool quiet = !c->writing && c->out.len == 0;
+
+	if (c->in_h2)
+		return; /* the caller of h2 updates after it */
+	if (c->host->draining && !c->broken) {
+		c->in_h2 = true;
+		h2_shutdown(c->h2);
+		c->in_h2 = false;
+		h2_pump(c);
+		quiet = !c->writing && c->out.len == 0;
+	}
+	if ((c->broken || !h2_alive(c->h2)) && quiet)
+		conn_close(c, c->broken ? "protocol error" : "HTTP/2 session ended");
+	else if ((c->eof || c->host->draining) && c->held == 0 && h2_streams(c->h2) == 0 && quiet)
+		conn_close(c, c->eof ? "end of stream" : "draining");
 }
 
 void conn_update(struct conn *c)
@@ -386,6 +532,10 @@ void conn_update(struct conn *c)
 	}
 	if (take && c->stash != NULL)
 		queue_resume(c);
+	if (c->h2 != NULL) {
+		h2_update(c);
+		return;
+	}
 	if ((c->eof || c->broken || h->draining) && c->held == 0 && !c->writing && c->out.len == 0)
 		conn_close(c, c->broken ? "protocol error" : c->eof ? "end of stream" : "draining");
 }
@@ -393,6 +543,17 @@ void conn_update(struct conn *c)
 void conn_sweep(struct conn *c, uint64_t now)
 {
 	const config *cfg = c->host->cfg;
+
+	if (c->h2 != NULL) {
+		unsigned n = h2_sweep(c->h2, now, cfg->io_timeout_ms);
+
+		if (n > 0) {
+			log_msg(LOG_LVL_WARNING, "conn %llu uid=%lu: %u HTTP/2 stream(s) not completed "
+				"within %u ms, reset", (unsigned long long)c->number,
+				(unsigned long)c->peer.uid, n, cfg->io_timeout_ms);
+			h2_pump(c);
+		}
+	}
 
 	if ((c->rframe != NULL || c->hdr_len > 0) && now - c->frame_started_ms > cfg->io_timeout_ms) {
 		log_msg(LOG_LVL_WARNING, "conn %llu uid=%lu: frame not completed within %u ms, closed",
@@ -407,7 +568,8 @@ void conn_sweep(struct conn *c, uint64_t now)
 		return;
 	}
 	if (c->held == 0 && c->rframe == NULL && c->hdr_len == 0 && !c->writing &&
-	    c->out.len == 0 && now - c->last_active_ms > cfg->idle_timeout_ms)
+	    c->out.len == 0 && (c->h2 == NULL || h2_streams(c->h2) == 0) &&
+	    now - c->last_active_ms > cfg->idle_timeout_ms)
 		conn_close(c, "idle");
 }
 

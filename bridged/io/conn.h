@@ -1,8 +1,16 @@
-/* One caller connection of the native protocol: bytes in, frames out. It
- * knows frames (snap_frame.h), caps (frame size, calls in flight),
- * backpressure, timeouts and the peer's credentials; it knows nothing of
- * protobuf or of calls. What a frame means is the upper layer's
- * (rpc/session.c), reached only through the conn_ops it is handed.
+/* One caller connection: bytes in, frames out. It knows frames
+ * (snap_frame.h), caps (frame size, calls in flight), backpressure, timeouts
+ * and the peer's credentials; it knows nothing of protobuf or of calls. What
+ * a frame means is the upper layer's (rpc/session.c), reached only through
+ * the conn_ops it is handed.
+ *
+ * Two protocols share the socket; the first byte decides. The native
+ * framing starts with a frame's flags byte (0); HTTP/2 with its client
+ * preface ("PRI * HTTP/2.0..."): then the bytes go to an HTTP/2 session
+ * (io/h2.h) whose upper layer (rpc/grpc.c) conn_ops.h2_open gives, under
+ * the same peer credentials, caps (max_calls = concurrent streams,
+ * max_frame = the largest message), timeouts and output bound. Without
+ * conn_ops.h2 a preface is a bad frame.
  *
  * Reading: frames are parsed from a buffer shared by the loop (small frames)
  * or read straight into the buffer the upper layer gave for the frame
@@ -24,6 +32,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "h2.h"
 #include "list.h"
 
 #define CONN_READ_BUF (64u * 1024u)        /* the loop's shared read buffer */
@@ -58,10 +67,17 @@ typedef struct conn_ops {
 	/* The stream broke: the caller gets one error frame (conn_frame_reserve
 	 * works), then nothing more is read and the connection closes. */
 	void (*error)(void *user, enum conn_error err, const char *msg);
-	/* The connection closes now: forget it (user is not used again). */
+	/* The connection closes now, or turns out to speak HTTP/2: forget it
+	 * (user is not used again). */
 	void (*close)(void *user);
 	/* The connection is gone (freed); data: conn_host.ops_data. May be NULL. */
 	void (*gone)(void *data);
+	/* HTTP/2 (may be NULL: not served). The connection sent the client
+	 * preface: close(user) was called, and h2_open gives the upper layer's
+	 * state for the h2 session's ops (h2, whose close ends it), or NULL
+	 * to close the connection. data: conn_host.ops_data. */
+	void *(*h2_open)(conn *c, void *data);
+	const h2_ops *h2;
 } conn_ops;
 
 /* What connections share, owned by their host (io/server.c). */
@@ -110,6 +126,13 @@ void conn_release(conn *c);
  * of memory (then it is broken: closed once its output is written). */
 uint8_t *conn_frame_reserve(conn *c, size_t n);
 void conn_frame_commit(conn *c, size_t n);
+
+/* HTTP/2: the connection's session (NULL for the native protocol). After
+ * queueing a response on it (h2_response, h2_body, h2_end, h2_reset), call
+ * conn_flush: the output is written (at once, or after the h2 callback the
+ * caller is in). */
+h2 *conn_h2(conn *c);
+void conn_flush(conn *c);
 
 const peer *conn_peer(const conn *c);
 uint64_t conn_number(const conn *c);

@@ -2,6 +2,7 @@
 #include "reply.h"
 
 #include <errno.h>
+#include <stdint.h>
 
 #include "doku/bridge/v1/bridge.pb-c.h"
 
@@ -21,7 +22,7 @@ static int put(conn *c, const Doku__Bridge__V1__Reply *r)
 		small.message.data = NULL;
 		small.message.len = 0;
 		small.code = DOKU__BRIDGE__V1__CODE__RESOURCE_EXHAUSTED;
-		small.status_message = "the reply is over the frame cap";
+		small.status_message = REPLY_TOO_BIG;
 		r = &small;
 		n = doku__bridge__v1__reply__get_packed_size(r);
 		if (n > conn_max_frame(c))
@@ -35,8 +36,34 @@ static int put(conn *c, const Doku__Bridge__V1__Reply *r)
 	return 0;
 }
 
+void reply_message(const reply_facts *f, snap_arena *arena, size_t cap, ProtobufCBinaryData *msg,
+		   bool *too_big)
+{
+	size_t n;
+	uint8_t *p;
+
+	msg->data = NULL;
+	msg->len = 0;
+	*too_big = false;
+	if (f->resp == NULL)
+		return;
+	n = protobuf_c_message_get_packed_size(f->resp);
+	if (n > cap) {
+		*too_big = true;
+		return;
+	}
+	p = snap_arena_alloc(arena, n > 0 ? n : 1);
+	if (p == NULL)
+		return;
+	protobuf_c_message_pack(f->resp, p);
+	msg->data = p;
+	msg->len = n;
+}
+
 int reply_send(conn *c, const reply_facts *f, snap_arena *arena)
 {
+	bool too_big;
+
 	Doku__Bridge__V1__Reply r = DOKU__BRIDGE__V1__REPLY__INIT;
 
 	r.id = f->id;
@@ -48,16 +75,8 @@ int reply_send(conn *c, const reply_facts *f, snap_arena *arena)
 	r.external_id = str(f->external_id);
 	r.partner_reference_no = str(f->partner_reference_no);
 	r.outcome = f->outcome;
-	if (f->resp != NULL) {
-		size_t n = protobuf_c_message_get_packed_size(f->resp);
-		uint8_t *p = snap_arena_alloc(arena, n > 0 ? n : 1);
-
-		if (p != NULL) {
-			protobuf_c_message_pack(f->resp, p);
-			r.message.data = p;
-			r.message.len = n;
-		}
-	}
+	/* a message over the cap makes the whole Reply too big: put() says so */
+	reply_message(f, arena, SIZE_MAX, &r.message, &too_big);
 	return put(c, &r);
 }
 

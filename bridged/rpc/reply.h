@@ -3,6 +3,8 @@
 #ifndef DOKU_RPC_REPLY_H
 #define DOKU_RPC_REPLY_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -22,6 +24,14 @@ typedef struct reply_facts {
 	const char *partner_reference_no;
 	const ProtobufCMessage *resp;    /* the response message; NULL: none */
 } reply_facts;
+
+/* The response message of f packed into arena: *msg (len 0: none, or no
+ * room in the arena), for the native Reply and for gRPC (rpc/grpc.c) alike.
+ * Over cap bytes it is left out, and *too_big says so: the reply is then
+ * RESOURCE_EXHAUSTED with REPLY_TOO_BIG. */
+#define REPLY_TOO_BIG "the reply is over the frame cap"
+void reply_message(const reply_facts *f, snap_arena *arena, size_t cap, ProtobufCBinaryData *msg,
+		   bool *too_big);
 
 /* Queue the Reply of f on c. The response message is packed into arena
  * first. A reply over the connection's frame cap is replaced by a

@@ -9,6 +9,7 @@
 #include "bridge.h"
 #include "call.h"
 #include "doku/bridge/v1/bridge.pb-c.h"
+#include "grpc.h"
 #include "reply.h"
 
 #define CODE(x) DOKU__BRIDGE__V1__CODE__##x
@@ -200,4 +201,6 @@ const conn_ops session_conn_ops = {
 	.error = on_error,
 	.close = on_close,
 	.gone = on_gone,
+	.h2_open = grpc_open,     /* the same socket serves stock gRPC (rpc/grpc.c) */
+	.h2 = &grpc_h2_ops,
 };

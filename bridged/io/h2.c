@@ -1,0 +1,517 @@
+/* One HTTP/2 server connection with nghttp2 (h2.h). */
+#include "h2.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <nghttp2/nghttp2.h>
+
+#include "list.h"
+
+/* A stream the peer opened, until nghttp2 closes it. */
+struct h2_stream {
+	struct list_node node;       /* in h2.streams */
+	int32_t id;
+	void *st;                    /* the upper layer's; NULL: refused */
+	uint64_t stamp_ms;           /* opened, or its response ended (h2_sweep) */
+	size_t header_bytes;         /* the request header list so far */
+	bool too_big;                /* fields left out */
+	bool request_done;           /* END_STREAM received */
+	bool submitted;              /* a response (header block) is queued */
+	bool ended;                  /* h2_end: nothing more to queue */
+	bool deferred;               /* the body reader waits for more (NGHTTP2_ERR_DEFERRED) */
+	bool swept;                  /* reset by h2_sweep */
+	uint8_t *body;               /* the response body queued ... */
+	size_t body_len, body_off;   /* ... and how much of it nghttp2 took */
+	size_t body_cap;
+	nghttp2_nv *trailers;        /* one block: the fields, then their bytes */
+	size_t ntrailers;
+};
+
+struct h2 {
+	nghttp2_session *s;
+	const h2_ops *ops;
+	void *user;
+	h2_limits lim;
+	struct list_node streams;    /* struct h2_stream */
+	unsigned nstreams;
+	uint64_t now_ms;
+	bool dead;                   /* a fatal error: nothing more is read or written */
+	bool goaway;                 /* h2_shutdown was done */
+	const char *error;           /* why it is dead (nghttp2's static text) */
+};
+
+static struct h2_stream *stream_of(struct h2 *h, int32_t id)
+{
+	return id > 0 ? nghttp2_session_get_stream_user_data(h->s, id) : NULL;
+}
+
+/* ---- nghttp2's callbacks ------------------------------------------------------------ */
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct h2 *h = ud;
+	struct h2_stream *r;
+
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
+	r->id = f->hd.stream_id;
+	r->stamp_ms = h->now_ms;
+	list_add_tail(&h->streams, &r->node);
+	h->nstreams++;
+	if (nghttp2_session_set_stream_user_data(s, r->id, r) != 0) {
+		list_del(&r->node);
+		h->nstreams--;
+		free(r);
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	r->st = h->ops->stream_open(h->user, r->id);
+	if (r->st == NULL)
+		(void)nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, r->id, NGHTTP2_REFUSED_STREAM);
+	return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nlen,
+		     const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+	struct h2 *h = ud;
+	struct h2_stream *r;
+	size_t size = nlen + vlen + 32u; /* RFC 9113 6.5.2 */
+
+	(void)s;
+	(void)flags;
+	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0; /* request trailers: gRPC has none; ignored */
+	r = stream_of(h, f->hd.stream_id);
+	if (r == NULL || r->st == NULL || r->too_big)
+		return 0;
+	if (r->header_bytes + size > h->lim.max_header_list) {
+		r->too_big = true;
+		return 0;
+	}
+	r->header_bytes += size;
+	h->ops->header(h->user, r->st, (const char *)name, nlen, (const char *)value, vlen);
+	return 0;
+}
+
+static void request_end(struct h2 *h, struct h2_stream *r)
+{
+	if (r->request_done)
+		return;
+	r->request_done = true;
+	if (r->st != NULL)
+		h->ops->request_end(h->user, r->st);
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct h2 *h = ud;
+	struct h2_stream *r;
+
+	(void)s;
+	if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+		return 0;
+	r = stream_of(h, f->hd.stream_id);
+	if (r == NULL)
+		return 0;
+	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST && r->st != NULL)
+		h->ops->headers_end(h->user, r->st, r->too_big);
+	/* the upper layer may have closed it meanwhile (a reset is queued, not done) */
+	if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0)
+		request_end(h, r);
+	return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *p,
+			 size_t n, void *ud)
+{
+	struct h2 *h = ud;
+	struct h2_stream *r = stream_of(h, id);
+
+	(void)s;
+	(void)flags;
+	if (r != NULL && r->st != NULL && !r->request_done)
+		h->ops->data(h->user, r->st, p, n);
+	return 0;
+}
+
+/* A response ended before its request did: ask the peer to stop sending
+ * it, without error (RFC 9113 8.1), once the end is on its way. */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
+{
+	struct h2 *h = ud;
+	struct h2_stream *r;
+
+	if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
+	    (f->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0)
+		return 0;
+	r = stream_of(h, f->hd.stream_id);
+	if (r != NULL && !r->request_done)
+		(void)nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, r->id, NGHTTP2_NO_ERROR);
+	return 0;
+}
+
+static void stream_free(struct h2_stream *r)
+{
+	free(r->body);
+	free(r->trailers);
+	free(r);
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error, void *ud)
+{
+	struct h2 *h = ud;
+	struct h2_stream *r = stream_of(h, id);
+
+	if (r == NULL)
+		return 0;
+	(void)nghttp2_session_set_stream_user_data(s, id, NULL);
+	list_del(&r->node);
+	h->nstreams--;
+	if (r->st != NULL)
+		h->ops->stream_close(h->user, r->st, error);
+	stream_free(r);
+	return 0;
+}
+
+/* The response body, as queued; trailers after it, or END_STREAM. */
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
+			 uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+	struct h2_stream *r = src->ptr;
+	size_t k = r->body_len - r->body_off;
+
+	(void)ud;
+	if (k > len)
+		k = len;
+	if (k > 0)
+		memcpy(buf, r->body + r->body_off, k);
+	r->body_off += k;
+	if (r->body_off < r->body_len)
+		return (ssize_t)k;
+	if (!r->ended) {
+		if (k > 0)
+			return (ssize_t)k;
+		r->deferred = true;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	*flags |= NGHTTP2_DATA_FLAG_EOF;
+	if (r->ntrailers > 0) {
+		*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		if (nghttp2_submit_trailer(s, id, r->trailers, r->ntrailers) != 0)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	}
+	return (ssize_t)k;
+}
+
+/* ---- the session ----------------------------------------------------------------------- */
+
+static int new_session(struct h2 *h)
+{
+	nghttp2_session_callbacks *cb = NULL;
+	nghttp2_option *opt = NULL;
+	int rc = -ENOMEM;
+
+	if (nghttp2_session_callbacks_new(&cb) != 0 || nghttp2_option_new(&opt) != 0)
+		goto out;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_option_set_no_closed_streams(opt, 1);
+	nghttp2_option_set_max_settings(opt, H2_MAX_SETTINGS);
+	nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
+	nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS);
+	nghttp2_option_set_stream_reset_rate_limit(opt, H2_RST_BURST, H2_RST_RATE);
+	if (nghttp2_session_server_new2(&h->s, cb, h, opt) != 0)
+		goto out;
+	rc = 0;
+out:
+	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cb);
+	return rc;
+}
+
+int h2_new(const h2_limits *lim, const h2_ops *ops, void *user, h2 **out)
+{
+	struct h2 *h = calloc(1, sizeof(*h));
+	nghttp2_settings_entry iv[4];
+	uint32_t window;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	if (h == NULL)
+		return -ENOMEM;
+	h->ops = ops;
+	h->user = user;
+	h->lim = *lim;
+	list_init(&h->streams);
+	window = lim->window < H2_WINDOW_MAX ? lim->window : H2_WINDOW_MAX;
+	if (new_session(h) != 0)
+		goto out;
+	iv[0] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_streams };
+	iv[1] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window };
+	iv[2] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_list };
+	iv[3] = (nghttp2_settings_entry){ NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, H2_HEADER_TABLE };
+	if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, 4) != 0 ||
+	    nghttp2_session_set_local_window_size(h->s, NGHTTP2_FLAG_NONE, 0, (int32_t)window) != 0)
+		goto out;
+	*out = h;
+	h = NULL;
+	rc = 0;
+out:
+	if (h != NULL) {
+		nghttp2_session_del(h->s);
+		free(h);
+	}
+	return rc;
+}
+
+void h2_free(struct h2 *h)
+{
+	if (h == NULL)
+		return;
+	while (!list_empty(&h->streams)) {
+		struct h2_stream *r = list_entry(h->streams.next, struct h2_stream, node);
+
+		list_del(&r->node);
+		h->nstreams--;
+		(void)nghttp2_session_set_stream_user_data(h->s, r->id, NULL);
+		if (r->st != NULL)
+			h->ops->stream_close(h->user, r->st, H2_CANCEL);
+		stream_free(r);
+	}
+	h->ops->close(h->user);
+	nghttp2_session_del(h->s);
+	free(h);
+}
+
+int h2_recv(struct h2 *h, const uint8_t *p, size_t n, uint64_t now_ms)
+{
+	ssize_t rc;
+
+	if (h->dead)
+		return -EPROTO;
+	h->now_ms = now_ms;
+	rc = nghttp2_session_mem_recv(h->s, p, n);
+	if (rc < 0) {
+		/* fatal (a bad preface, a flood, no memory): the session is over */
+		h->dead = true;
+		h->error = nghttp2_strerror((int)rc);
+		return rc == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EPROTO;
+	}
+	return 0;
+}
+
+const char *h2_error(const struct h2 *h)
+{
+	return h->error != NULL ? h->error : "the HTTP/2 session ended";
+}
+
+ssize_t h2_output(struct h2 *h, const uint8_t **p)
+{
+	ssize_t n;
+
+	*p = NULL;
+	if (h->dead)
+		return 0;
+	n = nghttp2_session_mem_send(h->s, p);
+	if (n < 0) {
+		h->dead = true;
+		h->error = nghttp2_strerror((int)n);
+		return n == NGHTTP2_ERR_NOMEM ? -ENOMEM : -EPROTO;
+	}
+	return n;
+}
+
+bool h2_alive(const struct h2 *h)
+{
+	return !h->dead && (nghttp2_session_want_read(h->s) || nghttp2_session_want_write(h->s));
+}
+
+unsigned h2_streams(const struct h2 *h)
+{
+	return h->nstreams;
+}
+
+void h2_shutdown(struct h2 *h)
+{
+	if (h->goaway || h->dead)
+		return;
+	h->goaway = true;
+	(void)nghttp2_submit_goaway(h->s, NGHTTP2_FLAG_NONE,
+				    nghttp2_session_get_last_proc_stream_id(h->s), NGHTTP2_NO_ERROR,
+				    NULL, 0);
+	if (h->ops->shutdown != NULL)
+		h->ops->shutdown(h->user);
+}
+
+unsigned h2_sweep(struct h2 *h, uint64_t now_ms, uint32_t timeout_ms)
+{
+	unsigned reset = 0;
+
+	if (h->dead)
+		return 0;
+	h->now_ms = now_ms;
+	for (struct list_node *n = h->streams.next; n != &h->streams; n = n->next) {
+		struct h2_stream *r = list_entry(n, struct h2_stream, node);
+		bool waits = !r->request_done || r->ended;
+
+		if (!waits || r->swept || now_ms - r->stamp_ms <= timeout_ms)
+			continue;
+		r->swept = true;
+		if (nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, r->id, NGHTTP2_CANCEL) == 0)
+			reset++;
+	}
+	return reset;
+}
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+static int nv_of(const h2_field *f, size_t n, nghttp2_nv *nv)
+{
+	if (n > H2_RESPONSE_FIELDS_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		nv[i].name = (uint8_t *)(uintptr_t)f[i].name;
+		nv[i].namelen = strlen(f[i].name);
+		nv[i].value = (uint8_t *)(uintptr_t)f[i].value;
+		nv[i].valuelen = f[i].len;
+		nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+	}
+	return 0;
+}
+
+static struct h2_stream *open_stream(struct h2 *h, int32_t id)
+{
+	struct h2_stream *r = h->dead ? NULL : stream_of(h, id);
+
+	return r != NULL && r->st != NULL && !r->ended ? r : NULL;
+}
+
+int h2_response(struct h2 *h, int32_t id, const h2_field *f, size_t n)
+{
+	struct h2_stream *r = open_stream(h, id);
+	nghttp2_nv nv[H2_RESPONSE_FIELDS_MAX];
+	nghttp2_data_provider prd;
+
+	if (r == NULL)
+		return -ENOENT;
+	if (r->submitted || nv_of(f, n, nv) != 0)
+		return -EINVAL;
+	prd.source.ptr = r;
+	prd.read_callback = read_body;
+	if (nghttp2_submit_response(h->s, id, nv, n, &prd) != 0)
+		return -ENOMEM;
+	r->submitted = true;
+	return 0;
+}
+
+static void resume(struct h2 *h, struct h2_stream *r)
+{
+	if (r->deferred) {
+		r->deferred = false;
+		(void)nghttp2_session_resume_data(h->s, r->id);
+	}
+}
+
+int h2_body(struct h2 *h, int32_t id, const uint8_t *p, size_t n)
+{
+	struct h2_stream *r = open_stream(h, id);
+
+	if (r == NULL)
+		return -ENOENT;
+	if (!r->submitted)
+		return -EINVAL;
+	if (r->body_cap - r->body_len < n) {
+		size_t cap = r->body_len + n;
+		uint8_t *b;
+
+		if (r->body_off > 0 && r->body_off == r->body_len) {
+			r->body_len = r->body_off = 0; /* all taken: start over */
+			cap = n;
+		}
+		b = cap > r->body_cap ? realloc(r->body, cap) : r->body;
+		if (b == NULL)
+			return -ENOMEM;
+		r->body = b;
+		if (cap > r->body_cap)
+			r->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, p, n);
+	r->body_len += n;
+	resume(h, r);
+	return 0;
+}
+
+/* Copy f[0..n) into one block of nghttp2_nv and bytes. */
+static nghttp2_nv *copy_fields(const h2_field *f, size_t n)
+{
+	size_t bytes = n * sizeof(nghttp2_nv);
+	nghttp2_nv *nv;
+	uint8_t *p;
+
+	for (size_t i = 0; i < n; i++)
+		bytes += strlen(f[i].name) + f[i].len;
+	nv = malloc(bytes > 0 ? bytes : 1);
+	if (nv == NULL)
+		return NULL;
+	p = (uint8_t *)(nv + n);
+	for (size_t i = 0; i < n; i++) {
+		size_t nl = strlen(f[i].name);
+
+		memcpy(p, f[i].name, nl);
+		nv[i].name = p;
+		nv[i].namelen = nl;
+		p += nl;
+		if (f[i].len > 0)
+			memcpy(p, f[i].value, f[i].len);
+		nv[i].value = p;
+		nv[i].valuelen = f[i].len;
+		p += f[i].len;
+		nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+	}
+	return nv;
+}
+
+int h2_end(struct h2 *h, int32_t id, const h2_field *f, size_t n, uint64_t now_ms)
+{
+	struct h2_stream *r = open_stream(h, id);
+	nghttp2_nv nv[H2_RESPONSE_FIELDS_MAX];
+
+	if (r == NULL)
+		return -ENOENT;
+	if (n > H2_RESPONSE_FIELDS_MAX)
+		return -EINVAL;
+	if (!r->submitted) {
+		/* trailers-only: the one header block, with END_STREAM */
+		if (n == 0 || nv_of(f, n, nv) != 0)
+			return -EINVAL;
+		if (nghttp2_submit_response(h->s, id, nv, n, NULL) != 0)
+			return -ENOMEM;
+		r->submitted = true;
+	} else if (n > 0) {
+		r->trailers = copy_fields(f, n);
+		if (r->trailers == NULL)
+			return -ENOMEM;
+		r->ntrailers = n;
+	}
+	r->ended = true;
+	r->stamp_ms = now_ms;
+	resume(h, r);
+	return 0;
+}
+
+int h2_reset(struct h2 *h, int32_t id, uint32_t error)
+{
+	struct h2_stream *r = h->dead ? NULL : stream_of(h, id);
+
+	if (r == NULL)
+		return -ENOENT;
+	return nghttp2_submit_rst_stream(h->s, NGHTTP2_FLAG_NONE, id, error) == 0 ? 0 : -ENOMEM;
+}
