@@ -267,6 +267,8 @@ void h_setup(h_env *e)
 	const char *bin = e->daemon_bin;
 
 	memset(e, 0, sizeof(*e));
+	if (h_state_pg())
+		h_pg_new_db(); /* this daemon's state starts empty, as a new state_dir does */
 	e->direct = direct;
 	e->sim_idle_timeout_s = idle_s;
 	e->daemon_bin = bin;
@@ -313,12 +315,43 @@ void h_setup_second(h_env *e, const h_env *first, const char *name)
 	daemon_paths(e);
 }
 
+bool h_state_pg(void)
+{
+	const char *s = getenv("DOKU_IT_STATE");
+
+	if (s == NULL || s[0] == '\0' || strcmp(s, "sqlite") == 0)
+		return false;
+	if (strcmp(s, "postgres") != 0)
+		fail_msg("$DOKU_IT_STATE=%s: sqlite or postgres", s);
+	if (!h_pg_init())
+		fail_msg("$DOKU_IT_STATE=postgres outside tests/tools/pg_run.sh (no $DOKU_TEST_PG_CONNINFO)");
+	return true;
+}
+
+void h_sqlite_only(const char *why)
+{
+	if (!h_state_pg())
+		return;
+	fprintf(stderr, "skipped on PostgreSQL: %s\n", why);
+	skip();
+}
+
+#define PG_BRIDGE_LINES (4 * PATH_MAX + 2048) /* h_pg_bridge's lines without extra */
+
 void h_write_config(h_env *e, const char *bridge_extra, const char *sections)
 {
-	char creds[PATH_MAX], base[96];
+	char creds[PATH_MAX], base[96], *pg = NULL;
 	FILE *f = fopen(e->conf, "w");
 
 	assert_non_null(f);
+	if (h_state_pg() && (bridge_extra == NULL || strstr(bridge_extra, "state_backend") == NULL)) {
+		size_t n = PG_BRIDGE_LINES + (bridge_extra != NULL ? strlen(bridge_extra) : 0);
+
+		pg = malloc(n);
+		assert_non_null(pg);
+		h_pg_bridge(e, bridge_extra, pg, n);
+		bridge_extra = pg;
+	}
 	join(creds, e->dir, "creds");
 	if (e->tap != NULL)
 		snprintf(base, sizeof(base), "127.0.0.1:%u", tap_port(e->tap));
@@ -339,6 +372,7 @@ void h_write_config(h_env *e, const char *bridge_extra, const char *sections)
 		"%s\n",
 		e->sock, e->dir, bridge_extra != NULL ? bridge_extra : "", base, e->client_id, creds, creds,
 		creds, sections != NULL ? sections : "");
+	free(pg);
 	assert_int_equal(fclose(f), 0);
 }
 
@@ -469,6 +503,8 @@ static void scan_token(const char *token, void *arg)
 	scan_one(h, token, strlen(token), 1);
 }
 
+static char *pg_password(size_t *len);
+
 static void leak_scan(h_env *e)
 {
 	char path[PATH_MAX];
@@ -494,6 +530,16 @@ static void leak_scan(h_env *e)
 		fprintf(stderr, "leak scan: %zu tokens, %zu log bytes, %zu reply bytes\n",
 			tap_token_count(e->tap), loglen, recorded_len);
 		tap_tokens(e->tap, scan_token, &h);
+	}
+	{
+		/* the database role's password (inside pg_run.sh) */
+		size_t plen = 0;
+		char *pw = pg_password(&plen);
+
+		h.what = "the database password";
+		if (pw != NULL)
+			scan_one(&h, pw, plen, 1);
+		free(pw);
 	}
 	free(secret);
 	free(key);
@@ -1276,6 +1322,16 @@ bool h_pg_init(void)
 	return true;
 }
 
+/* The role's password (malloc'd), NULL when not inside pg_run.sh. */
+static char *pg_password(size_t *len)
+{
+	const char *path = getenv("DOKU_TEST_PG_PASSWORD_FILE");
+
+	if (!pg_ready || path == NULL)
+		return NULL;
+	return slurp(path, len);
+}
+
 const char *h_pg_conninfo(void)
 {
 	assert_true(pg_ready);
@@ -1286,6 +1342,16 @@ const char *h_pg_dbname(void)
 {
 	assert_true(pg_ready);
 	return pg_db;
+}
+
+const char *h_pg_role(void)
+{
+	static char role[128];
+
+	assert_true(pg_ready);
+	if (!conninfo_get(getenv("DOKU_TEST_PG_CONNINFO"), "user", role, sizeof(role)))
+		fail_msg("$DOKU_TEST_PG_CONNINFO names no user");
+	return role;
 }
 
 void h_pg_new_db(void)

@@ -43,8 +43,20 @@ typedef struct h_env {
 } h_env;
 
 /* Credentials, simulator, tap (none when e->direct is set before, or
- * $DOKU_IT_DIRECT is set). */
+ * $DOKU_IT_DIRECT is set); on PostgreSQL (h_state_pg) a fresh database
+ * (h_pg_new_db) for this environment's daemon. */
 void h_setup(h_env *e);
+
+/* The backend of the state of the daemons h_setup and h_write_config make, by
+ * $DOKU_IT_STATE: unset, "" or "sqlite": SQLite in state_dir (false);
+ * "postgres" (ctest's <test>_pg runs, inside tests/tools/pg_run.sh): the
+ * fleet's [bridge] lines (h_pg_bridge: verify-full TLS, the role's password
+ * file, the shared key h_fleet_key), one daemon on a database of its own
+ * (true). Fails the test on another value, or on postgres outside pg_run.sh. */
+bool h_state_pg(void);
+/* In a test case about the SQLite file itself (its bytes, its -wal, its name):
+ * on PostgreSQL print "skipped on PostgreSQL: <why>" and skip the case. */
+void h_sqlite_only(const char *why);
 /* A second daemon's environment beside first's (to compare two binaries):
  * the same simulator (or tap) and credentials, its own directory first->dir/name
  * (socket, configuration, state, log, NOTIFY_SOCKET). Set e->daemon_bin
@@ -56,7 +68,9 @@ void h_setup_second(h_env *e, const h_env *first, const char *name);
  * start the daemon (under the words of $DOKU_IT_DAEMON_WRAPPER when set, e.g.
  * valgrind); returns once it said READY=1. */
 void h_daemon_start(h_env *e, const char *bridge_extra, const char *sections);
-/* Rewrite the configuration (for a reload). */
+/* Rewrite the configuration (for a reload). On PostgreSQL (h_state_pg) the
+ * [bridge] lines of h_pg_bridge come first, unless bridge_extra names a
+ * state_backend of its own (a fleet's daemon, or a test that chooses). */
 void h_write_config(h_env *e, const char *bridge_extra, const char *sections);
 /* Send sig to the daemon. */
 void h_daemon_signal(h_env *e, int sig);
@@ -204,6 +218,8 @@ bool h_pg_init(void);
 void h_pg_new_db(void);
 /* The current database's name (pg_run.sh's until h_pg_new_db). Static storage. */
 const char *h_pg_dbname(void);
+/* The daemons' role (the user of $DOKU_TEST_PG_CONNINFO). Static storage. */
+const char *h_pg_role(void);
 /* The daemons' conninfo: $DOKU_TEST_PG_CONNINFO with sslmode=verify-full and
  * sslrootcert=$DOKU_TEST_PG_CA when pg_run.sh gave a CA, and the current
  * database. Static storage. */
