@@ -13,7 +13,14 @@
  *      GetOperation tells it), and the refusal to start on a database that is
  *      corrupt (header, a page), not a database, or unreadable.
  * test_refund_unknown_hint and test_verify_unusable_file check what the
- * daemon tells a person in those cases (the status method's key, the file). */
+ * daemon tells a person in those cases (the status method's key, the file).
+ *
+ * On PostgreSQL (test_bridged_journal_pg, $DOKU_IT_STATE=postgres: one daemon on a
+ * database of its own) the same cases run, the state read through the daemon's
+ * tools and psql; the SQLite file's own cases (corrupt, not a database, unreadable,
+ * named by --verify-state) give way to the database's: one that is not the
+ * daemon's, one its role may not use (test_refuse_bad_database); another key is
+ * refused in test_sealed_sessions, another schema version in test_fleet_journal. */
 #include "harness.h"
 
 #include <errno.h>
@@ -736,7 +743,8 @@ static void test_verify_and_export(void **state)
 	fprintf(stderr, "--verify-state:\n%s%s", out, err);
 	assert_non_null(strstr(out, "integrity_check: ok"));
 	assert_non_null(strstr(out, "result: sound"));
-	assert_non_null(strstr(out, "/state/state.db"));
+	/* it names what it checked: the file, or the database */
+	assert_non_null(strstr(out, h_state_pg() ? h_pg_dbname() : "/state/state.db"));
 
 	rows = h_export_journal(&env);
 	lo.page_size = 100;
@@ -895,23 +903,47 @@ static int start_refused(char **words)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* On PostgreSQL: a digest of every row of the daemon's tables but schema_version
+ * (which the refusals below change themselves), read as the superuser (malloc'd). */
+static char *pg_digest(void)
+{
+	static const char sql[] =
+		"SELECT md5(coalesce(string_agg(x, '|' ORDER BY x), '')) FROM ("
+		" SELECT 'j' || t::text AS x FROM doku.journal t"
+		" UNION ALL SELECT 'a' || t::text FROM doku.attempts t"
+		" UNION ALL SELECT 's' || t::text FROM doku.sessions t"
+		" UNION ALL SELECT 'm' || t::text FROM doku.meta t"
+		" UNION ALL SELECT 'b' || t::text FROM doku.b2b_tokens t"
+		" UNION ALL SELECT 'd' || t::text FROM doku.daemons t) q";
+	char *out = NULL;
+
+	assert_int_equal(h_pg_sql(NULL, sql, &out), 0);
+	out[strcspn(out, "\n")] = '\0';
+	assert_int_equal(strlen(out), 32);
+	return out;
+}
+
 /* The daemon refuses the state database as it is now; --verify-state says what is
- * wrong; the refusal leaves the file as it found it. */
+ * wrong; the refusal leaves the file (on PostgreSQL: the database's rows) as it
+ * found it. */
 static void assert_refused(const char *what, const char *verify_says)
 {
 	char *words = NULL, *out = NULL, *err = NULL, *before = NULL, *after = NULL;
 	size_t nb = 0, na = 0;
 	struct stat sb;
-	bool file = stat(state_db, &sb) == 0 && S_ISREG(sb.st_mode);
+	bool pg = h_state_pg(), file = !pg && stat(state_db, &sb) == 0 && S_ISREG(sb.st_mode);
 	int st;
 
 	fprintf(stderr, "---- %s\n", what);
 	if (file)
 		before = slurp(state_db, &nb);
+	if (pg)
+		before = pg_digest();
 	st = start_refused(&words);
 	assert_int_equal(st, 1);
 	assert_non_null(strstr(words, "refusing to start"));
-	assert_non_null(strstr(words, state_db)); /* names the file */
+	/* names the file, or the database */
+	assert_non_null(strstr(words, pg ? h_pg_dbname() : state_db));
 	assert_non_null(strstr(words, "--verify-state"));
 	assert_null(strstr(words, " ready ("));
 	if (file) {
@@ -919,6 +951,10 @@ static void assert_refused(const char *what, const char *verify_says)
 		assert_non_null(after);
 		assert_int_equal(na, nb);
 		assert_memory_equal(after, before, nb);
+	}
+	if (pg) {
+		after = pg_digest();
+		assert_string_equal(after, before);
 	}
 	st = run_tool("--verify-state", &out, &err);
 	fprintf(stderr, "--verify-state: exit %d\n%s%s", st, out, err);
@@ -953,15 +989,73 @@ static void journal_root(long *page, long *page_size)
 	sqlite3_close(db);
 }
 
-static void test_refuse_bad_database(void **state)
+/* The sound database back: the daemon starts, with the journal intact. */
+static void start_sound(void)
 {
 	Doku__Wallet__V1__GetOperationResponse *g;
+
+	h_daemon_start(&env, NULL, NULL);
+	dokubridge_free(cli);
+	cli = h_client(&env);
+	g = get_op(nd_ref, "Purchase", NULL);
+	assert_int_equal(g->operation->state, OPSTATE(DONE));
+	dokubridge_message_free(g);
+}
+
+/* PostgreSQL's counterparts of a bad SQLite file: a database that is reachable
+ * but not the daemon's (a journal table and no schema_version; an empty
+ * schema_version), and one its role may not use (CONNECT revoked). Another key,
+ * or a schema of another version: test_fleet_journal's test_wrong_key_refused
+ * (and test_sealed_sessions below, for the key). */
+static void refuse_bad_database_pg(void)
+{
+	char sql[512], *version = NULL;
+	const char *db = h_pg_dbname(), *role = h_pg_role();
+
+	fprintf(stderr, "skipped on PostgreSQL: the SQLite file's cases (its header, a page of the "
+		"journal, not a database, a directory in its place, mode 000); instead a database "
+		"that is not the daemon's, and one its role may not use\n");
+	h_daemon_signal(&env, SIGTERM);
+	assert_int_equal(h_daemon_wait(&env), 0);
+	assert_int_equal(h_pg_sql(NULL, "SELECT version FROM doku.schema_version", &version), 0);
+	version[strcspn(version, "\n")] = '\0';
+	assert_true(atoi(version) >= 1);
+
+	/* a journal table, no schema_version: never taken for an empty database */
+	assert_int_equal(h_pg_sql(NULL, "ALTER TABLE doku.schema_version RENAME TO schema_version_away",
+				  NULL), 0);
+	assert_refused("a journal table, no schema_version", "not a doku-bridge state database");
+	assert_int_equal(h_pg_sql(NULL, "ALTER TABLE doku.schema_version_away RENAME TO schema_version",
+				  NULL), 0);
+
+	/* an empty schema_version */
+	assert_int_equal(h_pg_sql(NULL, "DELETE FROM doku.schema_version", NULL), 0);
+	assert_refused("an empty schema_version", "not a doku-bridge state database");
+	snprintf(sql, sizeof(sql), "INSERT INTO doku.schema_version VALUES (%d)", atoi(version));
+	assert_int_equal(h_pg_sql(NULL, sql, NULL), 0);
+
+	/* its role may not connect (as a file the daemon may not read) */
+	snprintf(sql, sizeof(sql), "REVOKE CONNECT ON DATABASE \"%s\" FROM \"%s\"", db, role);
+	assert_int_equal(h_pg_sql("postgres", sql, NULL), 0);
+	assert_refused("CONNECT revoked", "permission denied");
+	snprintf(sql, sizeof(sql), "GRANT CONNECT ON DATABASE \"%s\" TO \"%s\"", db, role);
+	assert_int_equal(h_pg_sql("postgres", sql, NULL), 0);
+	free(version);
+	start_sound();
+}
+
+static void test_refuse_bad_database(void **state)
+{
 	char *good, *bad, wal[PATH_MAX + 48];
 	size_t n = 0;
 	long root = 0, psz = 0;
 	struct stat sb;
 
 	(void)state;
+	if (h_state_pg()) {
+		refuse_bad_database_pg();
+		return;
+	}
 	snprintf(state_db, sizeof(state_db), "%s/state/state.db", env.dir);
 	snprintf(backup, sizeof(backup), "%s/state.db.good", env.dir);
 	h_daemon_signal(&env, SIGTERM);
@@ -1022,12 +1116,7 @@ static void test_refuse_bad_database(void **state)
 	/* the sound database back: the daemon starts, with the journal intact */
 	remove_db();
 	spill(state_db, good, n);
-	h_daemon_start(&env, NULL, NULL);
-	dokubridge_free(cli);
-	cli = h_client(&env);
-	g = get_op(nd_ref, "Purchase", NULL);
-	assert_int_equal(g->operation->state, OPSTATE(DONE));
-	dokubridge_message_free(g);
+	start_sound();
 	free(bad);
 	free(good);
 }
@@ -1046,6 +1135,48 @@ static int balance_of(const char *ref, const char *partner_ref, unsigned *seen)
 	return rc;
 }
 
+/* One byte (TAMPER_AT) of customer ref's sealed access token flipped, in the
+ * state database as it lies (the SQLite file, or PostgreSQL as the superuser). */
+static void tamper_session(const char *ref)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	unsigned char sealed[4096];
+	size_t n;
+
+	if (h_state_pg()) {
+		char sql[512], *out = NULL;
+
+		snprintf(sql, sizeof(sql),
+			 "WITH u AS (UPDATE doku.sessions SET access_token = set_byte(access_token, %d, "
+			 "get_byte(access_token, %d) # 1) WHERE customer_ref = '%s' AND "
+			 "length(access_token) > %d RETURNING 1) SELECT count(*) FROM u",
+			 TAMPER_AT, TAMPER_AT, ref, TAMPER_AT);
+		assert_int_equal(h_pg_sql(NULL, sql, &out), 0);
+		assert_int_equal(atoi(out), 1);
+		free(out);
+		return;
+	}
+	assert_int_equal(sqlite3_open(state_db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT access_token FROM sessions "
+					    "WHERE customer_ref = ?1", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_text(s, 1, ref, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	n = (size_t)sqlite3_column_bytes(s, 0);
+	assert_true(n > TAMPER_AT && n <= sizeof(sealed));
+	memcpy(sealed, sqlite3_column_blob(s, 0), n);
+	sqlite3_finalize(s);
+	sealed[TAMPER_AT] ^= 0x01;
+	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE sessions SET access_token = ?1 "
+					    "WHERE customer_ref = ?2", -1, &s, NULL), SQLITE_OK);
+	sqlite3_bind_blob(s, 1, sealed, (int)n, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, ref, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+
 /* Customer sessions at rest: they survive a restart; a wrong state key makes
  * the daemon refuse to start (the database is left as it was); a tampered
  * session row is reported and never used (its customer has no session, no
@@ -1056,14 +1187,14 @@ static void test_sealed_sessions(void **state)
 	h_customer c2;
 	size_t n = 0;
 	unsigned seen = 0;
-	sqlite3 *db = NULL;
-	sqlite3_stmt *s = NULL;
-	unsigned char sealed[4096];
 	int st;
 
 	(void)state;
 	snprintf(state_db, sizeof(state_db), "%s/state/state.db", env.dir);
-	snprintf(key, sizeof(key), "%s/state/state.key", env.dir);
+	if (h_state_pg()) /* state_key_file: the fleet's key */
+		h_fleet_key(&env, key);
+	else
+		snprintf(key, sizeof(key), "%s/state/state.key", env.dir);
 	h_customer_new(&env, cli, CUST2, &c2);
 	snprintf(pref, sizeof(pref), "%s", h_ref("bal"));
 	assert_int_equal(balance_of(CUST2, pref, &seen), 0);
@@ -1096,24 +1227,7 @@ static void test_sealed_sessions(void **state)
 	free(good_key);
 
 	/* one byte of the second customer's sealed access token flipped */
-	assert_int_equal(sqlite3_open(state_db, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT access_token FROM sessions "
-					    "WHERE customer_ref = ?1", -1, &s, NULL), SQLITE_OK);
-	sqlite3_bind_text(s, 1, CUST2, -1, SQLITE_STATIC);
-	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-	n = (size_t)sqlite3_column_bytes(s, 0);
-	assert_true(n > TAMPER_AT && n <= sizeof(sealed));
-	memcpy(sealed, sqlite3_column_blob(s, 0), n);
-	sqlite3_finalize(s);
-	sealed[TAMPER_AT] ^= 0x01;
-	assert_int_equal(sqlite3_prepare_v2(db, "UPDATE sessions SET access_token = ?1 "
-					    "WHERE customer_ref = ?2", -1, &s, NULL), SQLITE_OK);
-	sqlite3_bind_blob(s, 1, sealed, (int)n, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, CUST2, -1, SQLITE_STATIC);
-	assert_int_equal(sqlite3_step(s), SQLITE_DONE);
-	assert_int_equal(sqlite3_changes(db), 1);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
+	tamper_session(CUST2);
 
 	h_daemon_start(&env, NULL, NULL);
 	dokubridge_free(cli);
@@ -1144,6 +1258,8 @@ static void test_verify_unusable_file(void **state)
 	int st;
 
 	(void)state;
+	h_sqlite_only("a state.db that cannot be opened, named by --verify-state, is the SQLite "
+		      "file's case (the database named: test_refuse_bad_database, test_fleet_journal)");
 	snprintf(dir, sizeof(dir), "%s/state2", env.dir);
 	snprintf(db, sizeof(db), "%s/state.db", dir);
 	snprintf(conf, sizeof(conf), "%s/bridge2.ini", env.dir);
