@@ -1275,10 +1275,15 @@ static void on_sess_row(const store_result *res, void *data)
 		sess_finish(op, 0, "");
 		return;
 	}
-	if (res->status == STORE_ERR_NOT_FOUND) {
+	if (res->status == STORE_ERR_NOT_FOUND || res->status == STORE_ERR_SEALED) {
+		/* closed through another daemon; or a row that does not open (tampered,
+		   another key): never used, as at start-up */
 		s = session_find(tp, op->ref);
 		if (s != NULL)
-			session_forget(tp, s); /* closed through another daemon */
+			session_forget(tp, s);
+		if (res->status == STORE_ERR_SEALED)
+			log_msg(LOG_LVL_ERROR, "fleet: customer session %s does not open (a tampered row, "
+				"or sealed with another key): refused", op->ref);
 		sess_finish(op, TOK_ERR_NO_SESSION, "no such customer session");
 		return;
 	}
@@ -1841,6 +1846,7 @@ void tokens_restore(tokens *t, store *st, const config *cfg)
 	while (!ld.done)
 		uv_run(t->loop, UV_RUN_ONCE); /* before anything is served */
 	log_msg(LOG_LVL_INFO, "state: %s open; journal %s; customer sessions: %u restored, %u lapsed "
-		"(deleted), %u unreadable, %u not loaded", cfg->state_dir, cfg->journal ? "on" : "OFF",
+		"(deleted), %u unreadable, %u not loaded",
+		store_shared(st) ? "the fleet's PostgreSQL" : cfg->state_dir, cfg->journal ? "on" : "OFF",
 		ld.restored, ld.lapsed, ld.bad, ld.failed);
 }

@@ -49,7 +49,8 @@ struct attempt {
 	journal *j;
 	journal_verdict_fn cb;
 	void *data;
-	journal_attempt_rec a;   /* pointers valid until cb (the caller's) */
+	journal_attempt_rec a;   /* pointers valid until cb (the caller's); a.keys: &keys */
+	reconcile_keys keys;     /* a copy: the caller's may be on its stack */
 	char digest[STORE_SHA256_HEX + 1];
 };
 
@@ -392,6 +393,10 @@ int journal_attempt(journal *j, const journal_attempt_rec *a, journal_verdict_fn
 	at->cb = cb;
 	at->data = data;
 	at->a = *a;
+	if (a->keys != NULL) {
+		at->keys = *a->keys;
+		at->a.keys = &at->keys;
+	}
 	if (store_body_digest(a->body, a->body_len, at->digest) != 0) {
 		free(at);
 		return STORE_ERR_IO;

@@ -77,7 +77,7 @@ typedef struct journal_attempt_rec {
 	int64_t id;                   /* 0: the call's first attempt; else its row (a new
 					 attempt after DOKU refused the attempt's token) */
 	const char *method, *profile, *customer_ref;
-	const reconcile_keys *keys;
+	const reconcile_keys *keys;   /* copied; its strings must stay valid until the verdict */
 	const char *external_id;      /* of this attempt */
 	const char *request_time;     /* its X-TIMESTAMP */
 	const void *body;             /* the JSON body sent */

@@ -252,7 +252,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	"WHERE d.holder = j.holder AND d.beat > " LIVE " - " MS("$3") ")",
 	[S_LEAVE_PENDING] = "UPDATE journal SET state = 'UNKNOWN', updated_ms = $2, "
 			    "next_attempt_ms = $2, detail = $3 WHERE state = 'PENDING' AND holder = $1",
-	[S_LEAVE] = "DELETE FROM daemons WHERE holder = $1",
+	/* its claims and leases go with it: the others need not wait for them to lapse */
+	[S_LEAVE] = "WITH c AS (UPDATE journal SET claim_holder = '', claim_until = NULL "
+		    "WHERE claim_holder = $1), "
+		    "l AS (UPDATE b2b_tokens SET lease_holder = '', lease_until = NULL "
+		    "WHERE lease_holder = $1), "
+		    "s AS (UPDATE sessions SET lease_holder = '', lease_until = NULL "
+		    "WHERE lease_holder = $1) "
+		    "DELETE FROM daemons WHERE holder = $1",
 	[S_UNSURE] = "UPDATE journal SET state = $2, updated_ms = $3, next_attempt_ms = $3, "
 		     "detail = $4 WHERE id = ANY ($1::bigint[]) AND state = 'PENDING' AND holder = $5",
 	[S_IMP_SESSION] =
@@ -1482,7 +1489,8 @@ static void pg_free(store_backend *b)
 }
 
 /* Leave the fleet in order: this daemon's PENDING rows can no longer get
- * an outcome (UNKNOWN: reconciliation asks), and its beat goes. */
+ * an outcome (UNKNOWN: reconciliation asks), its claims and leases are
+ * released, and its beat goes. */
 static void pg_close(store_backend *b)
 {
 	if (b == NULL)
