@@ -13,8 +13,9 @@ packages=(
   # HTTP/2 for stock gRPC on the daemon's socket (bridged/io/h2.c)
   libnghttp2-dev
   python3 python3-protobuf python3-pytest python3-venv python3-setuptools python3-pip
-  # stock gRPC clients of the tests: Python's grpcio, stubs by protoc's grpc_python_plugin
-  python3-grpcio protobuf-compiler-grpc
+  # stock gRPC clients of the tests: Python's grpcio, stubs by protoc's grpc_python_plugin;
+  # descriptor.proto, which server reflection reads the compiled-in descriptors with
+  python3-grpcio protobuf-compiler-grpc libprotobuf-dev
   openssl ca-certificates curl procps jq
   dpkg-dev file systemd shellcheck
   # the sidecar image and its test (packaging/container/podman.sh): podman with
@@ -28,10 +29,11 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-deps: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "install-deps: installing ${missing[*]}" >&2
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
