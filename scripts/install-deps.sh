@@ -15,8 +15,9 @@ packages=(
   libnghttp2-dev
   python3 python3-protobuf python3-pytest python3-venv python3-setuptools python3-pip
   # stock gRPC clients of the tests: Python's grpcio, stubs by protoc's grpc_python_plugin;
-  # descriptor.proto, which server reflection reads the compiled-in descriptors with
-  python3-grpcio protobuf-compiler-grpc libprotobuf-dev
+  # descriptor.proto, which server reflection reads the compiled-in descriptors with;
+  # the benchmark's stock gRPC C++ client and server (tests/bench/bench_grpc.cc)
+  python3-grpcio protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   # Node.js for the npm tools of the tests (tests/node: buf, @grpc/grpc-js)
   nodejs
   openssl ca-certificates curl procps jq
