@@ -16,3 +16,9 @@ if(DOKU_BUILD_TESTS)
   pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 endif()
 find_program(PROTOC_C protoc-c REQUIRED)
+# protoc writes the descriptor set that server reflection serves
+# (proto/CMakeLists.txt); descriptor.proto (Debian's libprotobuf-dev) is what
+# the daemon reads it with.
+find_program(PROTOC protoc REQUIRED)
+find_path(PROTOBUF_PROTO_DIR google/protobuf/descriptor.proto REQUIRED
+  PATHS /usr/include NO_DEFAULT_PATH)

@@ -507,6 +507,22 @@ int h2_end(struct h2 *h, int32_t id, const h2_field *f, size_t n, uint64_t now_m
 	return 0;
 }
 
+size_t h2_queued(const struct h2 *h, int32_t id)
+{
+	const struct h2_stream *r = h->dead || id <= 0
+		? NULL : nghttp2_session_get_stream_user_data(h->s, id);
+
+	return r != NULL ? r->body_len - r->body_off : 0;
+}
+
+void h2_touch(struct h2 *h, int32_t id, uint64_t now_ms)
+{
+	struct h2_stream *r = h->dead ? NULL : stream_of(h, id);
+
+	if (r != NULL && !r->ended)
+		r->stamp_ms = now_ms;
+}
+
 int h2_reset(struct h2 *h, int32_t id, uint32_t error)
 {
 	struct h2_stream *r = h->dead ? NULL : stream_of(h, id);

@@ -145,6 +145,15 @@ int h2_body(h2 *h, int32_t id, const uint8_t *p, size_t n);
  * the time the peer has to take it (h2_sweep). 0, -ENOENT, -ENOMEM, -EINVAL. */
 int h2_end(h2 *h, int32_t id, const h2_field *f, size_t n, uint64_t now_ms);
 
+/* Response body bytes queued on stream id that the peer has not taken
+ * yet (flow control): what the upper layer bounds a stream's answers by.
+ * 0 for a stream that is not open. */
+size_t h2_queued(const h2 *h, int32_t id);
+
+/* A stream whose request stays open (a client or bidi stream) made
+ * progress at now_ms: h2_sweep counts its time from there. */
+void h2_touch(h2 *h, int32_t id, uint64_t now_ms);
+
 /* Reset stream id (RST_STREAM with error). 0 or -ENOENT. */
 int h2_reset(h2 *h, int32_t id, uint32_t error);
 

@@ -11,6 +11,7 @@
 #include "call.h"
 #include "doku/bridge/v1/bridge.pb-c.h"
 #include "grpc_health.h"
+#include "grpc_reflect.h"
 #include "list.h"
 #include "log.h"
 #include "outcome.h"
@@ -49,10 +50,12 @@ struct gstream {
 	bool post, grpc_ct, bad_encoding, bad_timeout;
 	uint32_t timeout_ms;                 /* 0: none given */
 	enum grpc_health_rpc health;
+	bool reflect;                        /* ServerReflectionInfo: a bidi stream of messages */
+	bool responded;                      /* the response's header block is queued */
 	/* the message */
 	uint8_t prefix[SNAP_FRAME_HEADER];
 	unsigned prefix_got;
-	uint8_t *msg;                        /* the call's frame buffer, or health_req */
+	uint8_t *msg;                        /* the call's frame buffer, health_req, or (reflection) malloc'd */
 	uint32_t msg_len, msg_got;
 	call *call;                          /* its call: being read, or (started) in flight */
 	bool started;                        /* call_start was done: done() or detach ends it */
@@ -197,23 +200,43 @@ static void refuse(struct gstream *s, int code, const char *fmt, ...)
 	refuse_http(s, "200", code, why);
 }
 
-/* ":status" 200 and the message: 5-byte prefix, then its bytes. */
-static int respond(struct gstream *s, const uint8_t *msg, size_t len)
+/* The response's header block: ":status" 200, once. */
+static int open_response(struct gstream *s)
 {
-	h2 *h = conn_h2(s->g->conn);
-	uint8_t prefix[SNAP_FRAME_HEADER];
 	h2_field f[2] = { FIELD(":status", "200"), FIELD("content-type", CT_GRPC) };
 	int rc;
 
-	s->answered = true;
-	rc = h2_response(h, s->id, f, 2);
-	if (rc != 0 || msg == NULL)
-		return rc;
+	if (s->responded)
+		return 0;
+	rc = h2_response(conn_h2(s->g->conn), s->id, f, 2);
+	s->responded = rc == 0;
+	return rc;
+}
+
+/* One message of the response: 5-byte prefix, then its bytes. */
+static int send_message(struct gstream *s, const uint8_t *msg, size_t len)
+{
+	h2 *h = conn_h2(s->g->conn);
+	uint8_t prefix[SNAP_FRAME_HEADER];
+	int rc;
+
 	snap_frame_header_write(prefix, (uint32_t)len);
 	rc = h2_body(h, s->id, prefix, sizeof(prefix));
 	if (rc == 0 && len > 0)
 		rc = h2_body(h, s->id, msg, len);
 	return rc;
+}
+
+/* ":status" 200 and the message (none: msg NULL); nothing more is read. */
+static int respond(struct gstream *s, const uint8_t *msg, size_t len)
+{
+	int rc;
+
+	s->answered = true;
+	rc = open_response(s);
+	if (rc != 0 || msg == NULL)
+		return rc;
+	return send_message(s, msg, len);
 }
 
 /* The trailers of a call's result: the status, then the SNAP facts that
@@ -321,6 +344,74 @@ static void health(struct gstream *s)
 		s->watching = true;
 }
 
+/* A stream that fails midway: before its response began, a trailers-only
+ * refusal; after it (a reflection stream that answered already), the
+ * status in its trailers. */
+__attribute__((format(printf, 3, 4)))
+static void fail(struct gstream *s, int code, const char *fmt, ...)
+{
+	char why[GRPC_WHY_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (!s->responded) {
+		refuse_http(s, "200", code, why);
+		return;
+	}
+	s->answered = true;
+	end_with_facts(s, code, why, NULL);
+	log_msg(LOG_LVL_WARNING, "grpc conn=%llu uid=%lu stream=%d %.64s: ended: %s %s",
+		(unsigned long long)conn_number(s->g->conn),
+		(unsigned long)conn_peer(s->g->conn)->uid, s->id, s->path,
+		outcome_code_name(code), why);
+}
+
+/* Server reflection: one ServerReflectionRequest is in (s->msg); its answer
+ * follows those before it on the stream, whose request stays open. The
+ * answers the peer has not taken are bounded (GRPC_REFLECT_QUEUE_MAX). */
+static void reflect_one(struct gstream *s)
+{
+	h2 *h = conn_h2(s->g->conn);
+	char why[GRPC_REFLECT_WHY_MAX];
+	uint8_t *out;
+	size_t n;
+	int code = grpc_reflect_answer(s->msg, s->msg_len, &out, &n, why);
+
+	free(s->msg);
+	s->msg = NULL;
+	s->prefix_got = 0;
+	s->msg_len = s->msg_got = 0;
+	if (code != CODE(OK)) {
+		fail(s, code, "%s", why);
+		return;
+	}
+	if (h2_queued(h, s->id) + n > GRPC_REFLECT_QUEUE_MAX)
+		fail(s, CODE(RESOURCE_EXHAUSTED), "over %u bytes of answers not read",
+		     GRPC_REFLECT_QUEUE_MAX);
+	else if (open_response(s) != 0 || send_message(s, out, n) != 0) {
+		s->answered = true;
+		(void)h2_reset(h, s->id, H2_INTERNAL_ERROR);
+	} else
+		h2_touch(h, s->id, now_ms(s));
+	free(out);
+}
+
+/* The reflection stream's request ended: so does the response, OK. */
+static void reflect_end(struct gstream *s)
+{
+	if (s->prefix_got > 0) {
+		fail(s, CODE(INVALID_ARGUMENT), "malformed message: the request ended inside its message");
+		return;
+	}
+	s->answered = true;
+	if (open_response(s) != 0)
+		h2_reset(conn_h2(s->g->conn), s->id, H2_INTERNAL_ERROR);
+	else
+		end_with_facts(s, CODE(OK), NULL, NULL);
+}
+
 /* The request is complete: the call starts, as session.c starts a frame's. */
 static void start_call(struct gstream *s)
 {
@@ -396,6 +487,19 @@ static void on_header(void *user, void *st, const char *name, size_t nlen, const
 	}
 }
 
+/* Which service the stream is for: health, reflection (which the caller
+ * must be one the ACL knows for, as for any call), or the Wallet's calls. */
+static void route(struct gstream *s)
+{
+	const peer *pr = conn_peer(s->g->conn);
+
+	s->health = grpc_health_rpc_of(s->path);
+	s->reflect = grpc_reflect_path(s->path);
+	if (s->reflect && !config_acl_knows(s->g->b->cfg, pr))
+		refuse(s, CODE(PERMISSION_DENIED), "uid %lu may not use this daemon",
+		       (unsigned long)pr->uid);
+}
+
 static void on_headers_end(void *user, void *st, bool too_big)
 {
 	struct gstream *s = st;
@@ -416,7 +520,7 @@ static void on_headers_end(void *user, void *st, bool too_big)
 	else if (s->bad_timeout)
 		refuse(s, CODE(INVALID_ARGUMENT), "grpc-timeout: expected 1 to 8 digits and a unit");
 	else
-		s->health = grpc_health_rpc_of(s->path);
+		route(s);
 }
 
 /* The message's 5-byte prefix is in: its buffer, after the checks. */
@@ -427,13 +531,25 @@ static void on_prefix(struct gstream *s)
 		       (uint32_t)s->prefix[3] << 8 | s->prefix[4];
 
 	if (s->prefix[0] == 1) {
-		refuse(s, CODE(UNIMPLEMENTED),
+		fail(s, CODE(UNIMPLEMENTED),
 		       "compressed messages are not supported: send them uncompressed (identity)");
 		return;
 	}
 	if (s->prefix[0] != 0) {
-		refuse(s, CODE(INVALID_ARGUMENT), "malformed message: flags byte 0x%02x",
-		       s->prefix[0]);
+		fail(s, CODE(INVALID_ARGUMENT), "malformed message: flags byte 0x%02x", s->prefix[0]);
+		return;
+	}
+	if (s->reflect) {
+		if (len > GRPC_REFLECT_REQUEST_MAX) {
+			fail(s, CODE(RESOURCE_EXHAUSTED),
+			     "message of %u bytes is over the cap of %u bytes", len,
+			     GRPC_REFLECT_REQUEST_MAX);
+			return;
+		}
+		s->msg_len = len;
+		s->msg = malloc(len > 0 ? len : 1);
+		if (s->msg == NULL)
+			fail(s, CODE(RESOURCE_EXHAUSTED), "out of memory");
 		return;
 	}
 	if (len > max || (s->health != GRPC_HEALTH_NONE && len > GRPC_HEALTH_REQUEST_MAX)) {
@@ -477,6 +593,9 @@ static void on_data(void *user, void *st, const uint8_t *p, size_t n)
 		}
 		p += k;
 		n -= k;
+		if (s->reflect && !s->answered && s->msg != NULL && s->prefix_got == SNAP_FRAME_HEADER &&
+		    s->msg_got == s->msg_len)
+			reflect_one(s);
 	}
 }
 
@@ -487,6 +606,10 @@ static void on_request_end(void *user, void *st)
 	(void)user;
 	if (s->answered)
 		return;
+	if (s->reflect) {
+		reflect_end(s);
+		return;
+	}
 	if (s->prefix_got < SNAP_FRAME_HEADER || s->msg_got < s->msg_len) {
 		refuse(s, CODE(INVALID_ARGUMENT), "malformed message: the request ended %s",
 		       s->prefix_got == 0 ? "without a message" : "inside its message");
@@ -513,6 +636,8 @@ static void on_stream_close(void *user, void *st, uint32_t error)
 	} else {
 		drop_unstarted(s);
 	}
+	if (s->reflect)
+		free(s->msg);
 	free(s);
 }
 
@@ -521,8 +646,9 @@ static void on_close(void *user)
 	free(user); /* every stream was closed first */
 }
 
-/* Draining: each Health/Watch gets NOT_SERVING and ends, so that the
- * connection can close once its calls are answered. */
+/* Draining: each Health/Watch gets NOT_SERVING and ends, and each
+ * reflection stream UNAVAILABLE, so that the connection can close once its
+ * calls are answered. */
 static void on_shutdown(void *user)
 {
 	struct gconn *g = user;
@@ -533,6 +659,8 @@ static void on_shutdown(void *user)
 	for (struct list_node *p = g->streams.next; p != &g->streams; p = p->next) {
 		struct gstream *s = list_entry(p, struct gstream, node);
 
+		if (s->reflect && !s->answered)
+			fail(s, CODE(UNAVAILABLE), "the daemon is draining");
 		if (!s->watching)
 			continue;
 		s->watching = false;

@@ -268,6 +268,19 @@ def h2_seeds(messages):
           h2_frame(7, 0, 0, struct.pack(">II", 0, 0)))                       # GOAWAY
 
 
+def reflect_seeds():
+    """fuzz_grpc_reflect: one ServerReflectionRequest of each kind."""
+    host = field(1, 2, b"localhost")
+    write("fuzz_grpc_reflect", "list", host + field(7, 2, b"*"))
+    write("fuzz_grpc_reflect", "file", host + field(3, 2, b"doku/wallet/v1/wallet.proto"))
+    write("fuzz_grpc_reflect", "symbol", field(4, 2, b"doku.wallet.v1.Wallet.GetBalance"))
+    write("fuzz_grpc_reflect", "symbol-enum", field(4, 2, b"grpc.health.v1.HealthCheckResponse.SERVING"))
+    write("fuzz_grpc_reflect", "extension",
+          field(5, 2, field(1, 2, b"doku.wallet.v1.Amount") + bytes([0x10, 0x64])))
+    write("fuzz_grpc_reflect", "extension-numbers", field(6, 2, b"doku.bridge.v1.Call"))
+    write("fuzz_grpc_reflect", "none", host)
+
+
 def main():
     reference = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_REFERENCE
     messages, methods = parse_proto(WALLET_PROTO)
@@ -353,6 +366,7 @@ def main():
     write("fuzz_snapsim_request", "fault-revoke-b2b", bytes([7 | 5 << 5, 0xFF]) + b"\n" + requests["GetBalance"].encode())
 
     h2_seeds(messages)
+    reflect_seeds()
 
     # dictionaries: every JSON name of wallet.proto, and the targets' own words
     names = sorted({camel(f[0]) for fields in messages.values() for f in fields})

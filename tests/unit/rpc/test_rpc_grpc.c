@@ -5,7 +5,9 @@
  * in for DOKU, with the real tokens and journal; one loop runs it all. The
  * limits: a bad preface, a message over the cap, more streams than allowed,
  * an unknown path, a compressed message, an oversized header list; and a
- * deadline, a reset, the SNAP facts in the trailers, health Check and Watch. */
+ * deadline, a reset, the SNAP facts in the trailers, health Check and Watch;
+ * server reflection (v1 and v1alpha, a bidi stream) from the compiled-in
+ * descriptors. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -14,7 +16,10 @@
 
 #include "doku/bridge/v1/bridge.pb-c.h"
 #include "doku/wallet/v1/wallet.pb-c.h"
+#include "google/protobuf/descriptor.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
+#include "grpc/reflection/v1/reflection.pb-c.h"
+#include "grpc_reflect.h"
 #include "rpc_test.h"
 #include "server.h"
 #include "session.h"
@@ -35,6 +40,8 @@ struct hstream {
 	uint8_t req[BODY_MAX];     /* the request body to send */
 	size_t req_len, req_off;
 	bool req_end;              /* END_STREAM after req */
+	bool req_more;             /* more of req comes later (stream_more): no end yet */
+	bool count_only;           /* count the body's bytes, keep none */
 	char fields[FIELDS_MAX];   /* "name: value\n" of the response, trailers included */
 	size_t fields_len;
 	unsigned blocks;           /* header blocks received (1: trailers-only) */
@@ -53,6 +60,7 @@ typedef struct gt_env {
 	struct hstream st[STREAMS_MAX];
 	unsigned nst;
 	bool goaway;
+	unsigned pings;            /* PING acknowledgements received */
 } gt_env;
 
 /* ---- the client ------------------------------------------------------------------------- */
@@ -90,6 +98,8 @@ static int c_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	(void)s;
 	if (f->hd.type == NGHTTP2_GOAWAY)
 		t->goaway = true;
+	if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK) != 0)
+		t->pings++;
 	if (f->hd.type == NGHTTP2_HEADERS && h != NULL)
 		h->blocks++;
 	return 0;
@@ -104,6 +114,10 @@ static int c_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *
 	(void)flags;
 	if (h == NULL)
 		return 0;
+	if (h->count_only) {
+		h->body_len += n;
+		return 0;
+	}
 	assert_true(h->body_len + n <= sizeof(h->body));
 	memcpy(h->body + h->body_len, p, n);
 	h->body_len += n;
@@ -133,9 +147,11 @@ static ssize_t c_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, 
 	(void)ud;
 	if (k > len)
 		k = len;
+	if (k == 0 && h->req_more)
+		return NGHTTP2_ERR_DEFERRED;
 	memcpy(buf, h->req + h->req_off, k);
 	h->req_off += k;
-	if (h->req_off == h->req_len) {
+	if (h->req_off == h->req_len && !h->req_more) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (!h->req_end)
 			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -900,6 +916,329 @@ static void test_drain(void **state)
 	rt_run_until(t->e, no_connection, t);
 }
 
+/* ---- server reflection ---------------------------------------------------------------------- */
+
+#define REFLECT_V1 "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+#define REFLECT_V1ALPHA "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+#define REQ_CASE(x) GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_##x
+#define RESP_CASE(x) GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_##x
+
+typedef Grpc__Reflection__V1__ServerReflectionRequest rreq;
+typedef Grpc__Reflection__V1__ServerReflectionResponse rresp;
+
+/* Append q, packed with its 5-byte prefix, to buf[*len..cap). */
+static void rmsg(uint8_t *buf, size_t cap, size_t *len, const rreq *q)
+{
+	size_t n = grpc__reflection__v1__server_reflection_request__get_packed_size(q);
+
+	assert_true(*len + 5 + n <= cap);
+	buf[*len] = 0;
+	buf[*len + 1] = (uint8_t)(n >> 24);
+	buf[*len + 2] = (uint8_t)(n >> 16);
+	buf[*len + 3] = (uint8_t)(n >> 8);
+	buf[*len + 4] = (uint8_t)n;
+	grpc__reflection__v1__server_reflection_request__pack(q, buf + *len + 5);
+	*len += 5 + n;
+}
+
+static rreq rq(int which, const char *s)
+{
+	rreq q = GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__INIT;
+
+	q.host = "localhost";
+	q.message_request_case = which;
+	switch (which) {
+	case REQ_CASE(FILE_BY_FILENAME): q.file_by_filename = (char *)s; break;
+	case REQ_CASE(FILE_CONTAINING_SYMBOL): q.file_containing_symbol = (char *)s; break;
+	case REQ_CASE(ALL_EXTENSION_NUMBERS_OF_TYPE): q.all_extension_numbers_of_type = (char *)s; break;
+	case REQ_CASE(LIST_SERVICES): q.list_services = (char *)s; break;
+	default: break;
+	}
+	return q;
+}
+
+/* The next response message of h's body from *off, unpacked (free by the caller). */
+static rresp *next_resp(const struct hstream *h, size_t *off)
+{
+	uint32_t len;
+	rresp *r;
+
+	assert_true(h->body_len >= *off + 5);
+	assert_int_equal(h->body[*off], 0);
+	len = (uint32_t)h->body[*off + 1] << 24 | (uint32_t)h->body[*off + 2] << 16 |
+	      (uint32_t)h->body[*off + 3] << 8 | h->body[*off + 4];
+	assert_true(h->body_len >= *off + 5 + len);
+	r = grpc__reflection__v1__server_reflection_response__unpack(NULL, len, h->body + *off + 5);
+	assert_non_null(r);
+	*off += 5 + len;
+	return r;
+}
+
+/* r answers with exactly one file, named name, of package pkg. */
+static void expect_file(rresp *r, const char *name, const char *pkg)
+{
+	Google__Protobuf__FileDescriptorProto *fd;
+
+	assert_int_equal(r->message_response_case, RESP_CASE(FILE_DESCRIPTOR_RESPONSE));
+	assert_int_equal(r->file_descriptor_response->n_file_descriptor_proto, 1);
+	fd = google__protobuf__file_descriptor_proto__unpack(
+		NULL, r->file_descriptor_response->file_descriptor_proto[0].len,
+		r->file_descriptor_response->file_descriptor_proto[0].data);
+	assert_non_null(fd);
+	assert_string_equal(fd->name, name);
+	assert_string_equal(fd->package, pkg);
+	google__protobuf__file_descriptor_proto__free_unpacked(fd, NULL);
+	grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+}
+
+static void expect_not_found(rresp *r, const char *msg)
+{
+	assert_int_equal(r->message_response_case, RESP_CASE(ERROR_RESPONSE));
+	assert_int_equal(r->error_response->error_code, 5);
+	assert_string_equal(r->error_response->error_message, msg);
+	grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+}
+
+/* Every kind of request on one stream, answered in order from the
+ * descriptors protoc compiled in; what is not there: NOT_FOUND, in the stream. */
+static void test_reflection(void **state)
+{
+	gt_env *t = *state;
+	static uint8_t body[8192];
+	size_t len = 0, off = 0;
+	const char *syms[][3] = {
+		{ "doku.wallet.v1.Wallet", "doku/wallet/v1/wallet.proto", "doku.wallet.v1" },
+		{ "doku.wallet.v1.Wallet.GetBalance", "doku/wallet/v1/wallet.proto", "doku.wallet.v1" },
+		{ "doku.wallet.v1.GetBalanceRequest", "doku/wallet/v1/wallet.proto", "doku.wallet.v1" },
+		{ "doku.wallet.v1.OPERATION_STATE_DONE", "doku/wallet/v1/wallet.proto", "doku.wallet.v1" },
+		{ "doku.bridge.v1.Call.customer_ref", "doku/bridge/v1/bridge.proto", "doku.bridge.v1" },
+		{ "grpc.health.v1.HealthCheckResponse.ServingStatus", "grpc/health/v1/health.proto",
+		  "grpc.health.v1" },
+		{ "grpc.health.v1.HealthCheckResponse.SERVING", "grpc/health/v1/health.proto",
+		  "grpc.health.v1" },
+		{ "grpc.reflection.v1.ServerReflectionRequest.message_request",
+		  "grpc/reflection/v1/reflection.proto", "grpc.reflection.v1" },
+		{ "grpc.reflection.v1alpha.ServerReflection", "grpc/reflection/v1alpha/reflection.proto",
+		  "grpc.reflection.v1alpha" },
+	};
+	const char *const services[] = { "doku.wallet.v1.Wallet", "grpc.health.v1.Health",
+					 "grpc.reflection.v1.ServerReflection",
+					 "grpc.reflection.v1alpha.ServerReflection" };
+	rreq q;
+	Grpc__Reflection__V1__ExtensionRequest x = GRPC__REFLECTION__V1__EXTENSION_REQUEST__INIT;
+	struct hstream *h;
+	rresp *r;
+
+	q = rq(REQ_CASE(LIST_SERVICES), "*");
+	rmsg(body, sizeof(body), &len, &q);
+	q = rq(REQ_CASE(FILE_BY_FILENAME), "doku/wallet/v1/wallet.proto");
+	rmsg(body, sizeof(body), &len, &q);
+	q = rq(REQ_CASE(FILE_BY_FILENAME), "doku/bridge/v1/bridge.proto");
+	rmsg(body, sizeof(body), &len, &q);
+	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		q = rq(REQ_CASE(FILE_CONTAINING_SYMBOL), syms[i][0]);
+		rmsg(body, sizeof(body), &len, &q);
+	}
+	q = rq(REQ_CASE(FILE_CONTAINING_SYMBOL), "doku.wallet.v1.Wallet.NoSuchMethod");
+	rmsg(body, sizeof(body), &len, &q);
+	q = rq(REQ_CASE(FILE_CONTAINING_SYMBOL), "doku.wallet");
+	rmsg(body, sizeof(body), &len, &q);
+	q = rq(REQ_CASE(FILE_BY_FILENAME), "wallet.proto");
+	rmsg(body, sizeof(body), &len, &q);
+	q = rq(REQ_CASE(FILE_CONTAINING_EXTENSION), NULL);
+	x.containing_type = "doku.wallet.v1.Amount";
+	x.extension_number = 100;
+	q.file_containing_extension = &x;
+	rmsg(body, sizeof(body), &len, &q);
+	q = rq(REQ_CASE(ALL_EXTENSION_NUMBERS_OF_TYPE), "doku.wallet.v1.Amount");
+	rmsg(body, sizeof(body), &len, &q);
+	q = rq(REQ_CASE(ALL_EXTENSION_NUMBERS_OF_TYPE), "doku.wallet.v1.Wallet");
+	rmsg(body, sizeof(body), &len, &q);
+	q = rq(0, NULL);
+	rmsg(body, sizeof(body), &len, &q);
+
+	h = request_raw(t, REFLECT_V1, "application/grpc", NULL, body, len, true);
+	wait_closed(t, h);
+	expect_field(h, ":status", "200");
+	expect_status(h, 0);
+	assert_int_equal(h->error, 0);
+
+	r = next_resp(h, &off);
+	assert_string_equal(r->valid_host, "localhost");
+	assert_int_equal(r->original_request->message_request_case, REQ_CASE(LIST_SERVICES));
+	assert_int_equal(r->message_response_case, RESP_CASE(LIST_SERVICES_RESPONSE));
+	assert_int_equal(r->list_services_response->n_service, 4);
+	for (size_t i = 0; i < 4; i++) {
+		bool found = false;
+
+		for (size_t k = 0; k < 4; k++)
+			found = found || strcmp(r->list_services_response->service[k]->name,
+						services[i]) == 0;
+		assert_true(found);
+	}
+	grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+	expect_file(next_resp(h, &off), "doku/wallet/v1/wallet.proto", "doku.wallet.v1");
+	expect_file(next_resp(h, &off), "doku/bridge/v1/bridge.proto", "doku.bridge.v1");
+	for (size_t i = 0; i < sizeof(syms) / sizeof(syms[0]); i++) {
+		r = next_resp(h, &off);
+		assert_string_equal(r->original_request->file_containing_symbol, syms[i][0]);
+		expect_file(r, syms[i][1], syms[i][2]);
+	}
+	expect_not_found(next_resp(h, &off), "symbol not found: doku.wallet.v1.Wallet.NoSuchMethod");
+	expect_not_found(next_resp(h, &off), "symbol not found: doku.wallet");
+	expect_not_found(next_resp(h, &off), "file not found: wallet.proto");
+	expect_not_found(next_resp(h, &off), "extension not found: doku.wallet.v1.Amount");
+	r = next_resp(h, &off);
+	assert_int_equal(r->message_response_case, RESP_CASE(ALL_EXTENSION_NUMBERS_RESPONSE));
+	assert_string_equal(r->all_extension_numbers_response->base_type_name, "doku.wallet.v1.Amount");
+	assert_int_equal(r->all_extension_numbers_response->n_extension_number, 0);
+	grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+	expect_not_found(next_resp(h, &off), "message type not found: doku.wallet.v1.Wallet");
+	r = next_resp(h, &off);
+	assert_int_equal(r->message_response_case, RESP_CASE(ERROR_RESPONSE));
+	assert_int_equal(r->error_response->error_code, 3);
+	grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+	assert_int_equal(off, h->body_len);
+}
+
+/* Add q (or, with q NULL, bytes) to h's request, END_STREAM after it when end. */
+static void stream_more(gt_env *t, struct hstream *h, const rreq *q, const uint8_t *raw,
+			size_t n, bool end)
+{
+	int rc;
+
+	if (q != NULL) {
+		rmsg(h->req, sizeof(h->req), &h->req_len, q);
+	} else {
+		assert_true(h->req_len + n <= sizeof(h->req));
+		memcpy(h->req + h->req_len, raw, n);
+		h->req_len += n;
+	}
+	h->req_more = !end;
+	h->req_end = end;
+	rc = nghttp2_session_resume_data(t->cs, h->id);
+	assert_true(rc == 0 || rc == NGHTTP2_ERR_INVALID_ARGUMENT); /* the latter: not deferred yet */
+	client_io(t);
+}
+
+/* v1alpha, a real bidi stream: each answer comes while the request stays
+ * open; the end of the request ends the response, OK. */
+static void test_reflection_bidi(void **state)
+{
+	gt_env *t = *state;
+	struct hstream *h = request_raw(t, REFLECT_V1ALPHA, "application/grpc", NULL, NULL, 0, false);
+	struct wait_stream w = { t, h };
+	rreq q = rq(REQ_CASE(LIST_SERVICES), "");
+	size_t off = 0;
+	rresp *r;
+
+	h->req_more = true;
+	stream_more(t, h, &q, NULL, 0, false);
+	rt_run_until(t->e, has_body, &w);
+	assert_false(h->closed);
+	r = next_resp(h, &off);
+	assert_int_equal(r->list_services_response->n_service, 4);
+	grpc__reflection__v1__server_reflection_response__free_unpacked(r, NULL);
+	q = rq(REQ_CASE(FILE_CONTAINING_SYMBOL), "grpc.health.v1.Health.Watch");
+	stream_more(t, h, &q, NULL, 0, true);
+	wait_closed(t, h);
+	expect_status(h, 0);
+	assert_int_equal(h->blocks, 2);
+	expect_file(next_resp(h, &off), "grpc/health/v1/health.proto", "grpc.health.v1");
+	assert_int_equal(off, h->body_len);
+}
+
+/* A request that does not decode ends the stream (INVALID_ARGUMENT) after
+ * the answers before it; one over the cap: RESOURCE_EXHAUSTED at once. */
+static void test_reflection_malformed(void **state)
+{
+	gt_env *t = *state;
+	uint8_t body[256], bad[7] = { 0, 0, 0, 0, 2, 0xff, 0xff };
+	uint8_t big[5] = { 0, 0, 0, 0x10, 0x01 }; /* 4097 bytes */
+	size_t len = 0, off = 0;
+	rreq q = rq(REQ_CASE(LIST_SERVICES), "");
+	struct hstream *a, *b;
+
+	rmsg(body, sizeof(body), &len, &q);
+	memcpy(body + len, bad, sizeof(bad));
+	len += sizeof(bad);
+	a = request_raw(t, REFLECT_V1, "application/grpc", NULL, body, len, true);
+	b = request_raw(t, REFLECT_V1, "application/grpc", NULL, big, sizeof(big), false);
+	wait_closed(t, a);
+	wait_closed(t, b);
+	assert_int_equal(a->blocks, 2);
+	expect_status(a, 3);
+	grpc__reflection__v1__server_reflection_response__free_unpacked(next_resp(a, &off), NULL);
+	assert_int_equal(off, a->body_len);
+	assert_int_equal(b->blocks, 1); /* trailers-only */
+	expect_status(b, 8);
+	expect_field(b, "grpc-message", "message of 4097 bytes is over the cap of 4096 bytes");
+	a = health_check(t, "");
+	wait_closed(t, a);
+	expect_status(a, 0);
+}
+
+static bool ping_io(void *data)
+{
+	gt_env *t = data;
+
+	client_io(t);
+	return t->pings > 0;
+}
+
+/* A peer that asks without reading the answers (its stream window 0): past
+ * GRPC_REFLECT_QUEUE_MAX of them queued, the stream ends RESOURCE_EXHAUSTED. */
+static void test_reflection_unread(void **state)
+{
+	gt_env *t = *state;
+	nghttp2_settings_entry iv = { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 0 };
+	static uint8_t body[BODY_MAX];
+	size_t len = 0, per;
+	rreq q = rq(REQ_CASE(FILE_BY_FILENAME), "doku/wallet/v1/wallet.proto");
+	struct hstream *h;
+	unsigned n;
+
+	assert_int_equal(nghttp2_submit_settings(t->cs, NGHTTP2_FLAG_NONE, &iv, 1), 0);
+	rmsg(body, sizeof(body), &len, &q);
+	per = len;
+	n = 2 * GRPC_REFLECT_QUEUE_MAX / 8192u; /* an answer is well over 8 KiB */
+	assert_true(n * per <= sizeof(body));
+	for (unsigned i = 1; i < n; i++)
+		rmsg(body, sizeof(body), &len, &q);
+	h = request_raw(t, REFLECT_V1, "application/grpc", NULL, body, len, false);
+	h->count_only = true;
+	h->req_more = true;
+	client_io(t); /* the requests, written ... */
+	t->pings = 0;
+	assert_int_equal(nghttp2_submit_ping(t->cs, NGHTTP2_FLAG_NONE, NULL), 0);
+	rt_run_until(t->e, ping_io, t); /* ... and read, once the PING after them is answered */
+	assert_false(h->closed);
+	assert_int_equal(nghttp2_submit_window_update(t->cs, NGHTTP2_FLAG_NONE, h->id, 1 << 30), 0);
+	wait_closed(t, h);
+	expect_status(h, 8);
+	expect_field(h, "grpc-message", "over 1048576 bytes of answers not read");
+	assert_true(h->body_len <= GRPC_REFLECT_QUEUE_MAX);
+}
+
+/* Draining: an open reflection stream ends UNAVAILABLE, the connection closes. */
+static void test_reflection_drain(void **state)
+{
+	gt_env *t = *state;
+	struct hstream *h = request_raw(t, REFLECT_V1, "application/grpc", NULL, NULL, 0, false);
+	struct wait_stream w = { t, h };
+	rreq q = rq(REQ_CASE(LIST_SERVICES), "");
+
+	h->req_more = true;
+	stream_more(t, h, &q, NULL, 0, false);
+	rt_run_until(t->e, has_body, &w);
+	t->e->b.draining = true;
+	server_drain(t->srv);
+	wait_closed(t, h);
+	expect_status(h, 14);
+	rt_run_until(t->e, eof_io, t);
+	rt_run_until(t->e, no_connection, t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -922,6 +1261,11 @@ int main(void)
 		T(test_native_beside),
 		T(test_drain),
 		T(test_watch),
+		T(test_reflection),
+		T(test_reflection_bidi),
+		T(test_reflection_malformed),
+		T(test_reflection_unread),
+		T(test_reflection_drain),
 #undef T
 	};
 
