@@ -626,18 +626,36 @@ static bool ascii_ieq(const char *a, const char *b)
 	return *a == *b;
 }
 
+static char ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Whether key is the JSON name of the field called name, ignoring ASCII case:
+ * ascii_ieq(snap_json_field_name(name), key) without writing the name out
+ * (underscores dropped; the upper case after one does not matter here),
+ * false as well when snap_json_field_name would refuse the name as too long. */
+static bool json_name_ieq(const char *name, const char *key)
+{
+	size_t n = 0;
+
+	for (const char *p = name; *p != '\0'; p++) {
+		if (*p == '_')
+			continue;
+		if (++n >= SNAP_JSON_NAME_MAX || ascii_lower(*p) != ascii_lower(*key))
+			return false;
+		key++;
+	}
+	return *key == '\0';
+}
+
 /* The field whose JSON name (or proto name) is key, ignoring ASCII case. */
 static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *desc,
 						  const char *key)
 {
-	char name[SNAP_JSON_NAME_MAX];
-
-	for (unsigned i = 0; i < desc->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &desc->fields[i];
-
-		if (snap_json_field_name(f, name, sizeof(name)) == 0 && ascii_ieq(name, key))
+	for (unsigned i = 0; i < desc->n_fields; i++)
+		if (json_name_ieq(desc->fields[i].name, key))
 			return &desc->fields[i];
-	}
 	for (unsigned i = 0; i < desc->n_fields; i++)
 		if (ascii_ieq(desc->fields[i].name, key))
 			return &desc->fields[i];
