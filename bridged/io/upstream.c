@@ -13,12 +13,20 @@
 
 #define US_PER_MS 1000u
 
+/* One easy handle with the options every request shares already set
+ * (easy_configure); a request sets only its own (upstream_start). */
+struct up_easy {
+	CURL *e;
+	bool configured;
+	char *ca_file;          /* the CA file it was configured with (NULL: libcurl's) */
+};
+
 struct upstream {
 	uv_loop_t *loop;
 	CURLM *multi;
 	CURLSH *share;
 	uv_timer_t timer;
-	CURL *pool[UP_EASY_POOL_MAX];
+	struct up_easy *pool[UP_EASY_POOL_MAX];
 	unsigned npool;
 	struct list_node socks; /* struct up_sock being watched */
 	unsigned active;        /* requests in flight */
@@ -183,21 +191,111 @@ static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primar
 	return CURL_PREREQFUNC_OK;
 }
 
-static CURL *easy_get(upstream *u)
+static void easy_free(struct up_easy *x)
 {
-	if (u->npool > 0)
-		return u->pool[--u->npool];
-	return curl_easy_init();
+	if (x == NULL)
+		return;
+	curl_easy_cleanup(x->e);
+	free(x->ca_file);
+	free(x);
 }
 
-static void easy_put(upstream *u, CURL *e)
+/* The options of x->e that are the same for every request with this CA
+ * file, on a new or reset handle. 0, or -1 (x->e is then half set up). */
+static int easy_configure(upstream *u, struct up_easy *x, const char *ca_file)
 {
-	if (u->npool < UP_EASY_POOL_MAX && !u->closing) {
-		curl_easy_reset(e);
-		u->pool[u->npool++] = e;
-		return;
+	CURL *e = x->e;
+	int cc = CURLE_OK;
+
+	if (ca_file != NULL) {
+		x->ca_file = strdup(ca_file);
+		if (x->ca_file == NULL)
+			return -1;
 	}
-	curl_easy_cleanup(e);
+	cc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	cc |= curl_easy_setopt(e, CURLOPT_POST, 1L);
+	cc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	cc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	cc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	cc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (ca_file != NULL)
+		cc |= curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+	/* Only the CA file (ca_file, or libcurl's bundle), no CA directory:
+	 * libcurl (OpenSSL) keeps the parsed CA file in the multi handle for
+	 * UP_CA_CACHE_S only when no CA directory is set, and Debian's libcurl
+	 * sets /etc/ssl/certs by default. Without the cache every new connection
+	 * (each money-moving call) parsed the whole file again on the loop: with
+	 * the system's bundle (~145 certificates) ~24 ms of CPU per connection,
+	 * ~1 ms with the cache. Kept when there is no CA file to fall back on. */
+	if (ca_file != NULL || u->default_cafile)
+		cc |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0 */
+	cc |= curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, (long)UP_CA_CACHE_S);
+#endif
+	cc |= curl_easy_setopt(e, CURLOPT_SHARE, u->share);
+	cc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)u);
+	cc |= curl_easy_setopt(e, CURLOPT_USERAGENT, UP_USER_AGENT);
+	cc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	cc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	if (cc != CURLE_OK)
+		return -1;
+	x->configured = true;
+	return 0;
+}
+
+static bool same_ca(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* A handle set up for ca_file: from the pool (set up already, unless it
+ * served another CA file: then reset and set up again), or a new one. */
+static struct up_easy *easy_get(upstream *u, const char *ca_file)
+{
+	struct up_easy *x = u->npool > 0 ? u->pool[--u->npool] : NULL;
+
+	if (x == NULL) {
+		x = calloc(1, sizeof(*x));
+		if (x == NULL)
+			return NULL;
+		x->e = curl_easy_init();
+		if (x->e == NULL) {
+			free(x);
+			return NULL;
+		}
+	} else if (!same_ca(x->ca_file, ca_file)) {
+		curl_easy_reset(x->e);
+		free(x->ca_file);
+		x->ca_file = NULL;
+		x->configured = false;
+	}
+	if (!x->configured && easy_configure(u, x, ca_file) != 0) {
+		easy_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* Back to the pool, keeping its configuration (no curl_easy_reset: the next
+ * request sets every option of its own again), or freed. broken: a
+ * request's option could not be set; the handle is not kept. */
+static void easy_put(upstream *u, struct up_easy *x, bool broken)
+{
+	if (!broken && u->npool < UP_EASY_POOL_MAX && !u->closing) {
+		/* nothing of the finished request stays reachable from the handle */
+		if (curl_easy_setopt(x->e, CURLOPT_ERRORBUFFER, NULL) == CURLE_OK) {
+			u->pool[u->npool++] = x;
+			return;
+		}
+	}
+	easy_free(x);
+}
+
+static CURL *req_easy(const up_req *r)
+{
+	return ((const struct up_easy *)r->easy)->e;
 }
 
 /* Whether r failed the way a request written on a pooled connection that
@@ -211,9 +309,9 @@ static bool req_stale_connection(const up_req *r, CURLcode cc)
 
 	if (r->fresh_connection || r->resent || cc != CURLE_SEND_ERROR || r->response.len != 0)
 		return false;
-	if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK ||
-	    curl_easy_getinfo(r->easy, CURLINFO_HEADER_SIZE, &header) != CURLE_OK ||
-	    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http) != CURLE_OK)
+	if (curl_easy_getinfo(req_easy(r), CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK ||
+	    curl_easy_getinfo(req_easy(r), CURLINFO_HEADER_SIZE, &header) != CURLE_OK ||
+	    curl_easy_getinfo(req_easy(r), CURLINFO_RESPONSE_CODE, &http) != CURLE_OK)
 		return false;
 	return connects == 0 && header == 0 && http == 0;
 }
@@ -223,7 +321,7 @@ static bool req_stale_connection(const up_req *r, CURLcode cc)
  * its first failure). */
 static int req_resend(upstream *u, up_req *r)
 {
-	CURL *e = r->easy;
+	CURL *e = req_easy(r);
 	curl_off_t spent_us = 0;
 	uint64_t spent_ms;
 	int cc = CURLE_OK;
@@ -265,7 +363,7 @@ static enum counters_up_failure failure_class(int status)
 
 static void req_finish(upstream *u, up_req *r, CURLcode cc)
 {
-	CURL *e = r->easy;
+	CURL *e = req_easy(r);
 
 	if (req_stale_connection(r, cc)) {
 		char why[CURL_ERROR_SIZE];
@@ -286,7 +384,7 @@ static void req_finish(upstream *u, up_req *r, CURLcode cc)
 
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->http);
 	curl_multi_remove_handle(u->multi, e);
-	easy_put(u, e);
+	easy_put(u, r->easy, false);
 	r->easy = NULL;
 	r->active = false;
 	u->active--;
@@ -319,7 +417,7 @@ static void check_done(upstream *u)
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-		if (r == NULL || !r->active || r->easy != msg->easy_handle)
+		if (r == NULL || !r->active || req_easy(r) != msg->easy_handle)
 			continue;
 		req_finish(u, r, msg->data.result);
 	}
@@ -386,6 +484,7 @@ int upstream_start(upstream *u, up_req *r)
 {
 	int cc = CURLE_OK;
 	struct curl_slist *head = NULL;
+	struct up_easy *x;
 	CURL *e;
 
 	if (u->closing || r->nheaders > UP_HEADERS_MAX)
@@ -403,61 +502,36 @@ int upstream_start(upstream *u, up_req *r)
 		r->slist[i].next = i < r->nheaders ? &r->slist[i + 1] : NULL;
 	}
 	head = &r->slist[0];
-	e = easy_get(u);
-	if (e == NULL)
+	x = easy_get(u, r->ca_file);
+	if (x == NULL)
 		return UP_ERR_INTERNAL;
+	e = x->e;
+	/* what differs from request to request; the rest is easy_configure's */
 	cc |= curl_easy_setopt(e, CURLOPT_URL, r->url);
-	cc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
 	cc |= curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
-	cc |= curl_easy_setopt(e, CURLOPT_POST, 1L);
 	cc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
 	cc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
 	cc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, head);
-	cc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	cc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r);
-	cc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	cc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
 	cc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 			       (long)(r->timeout_ms < UP_CONNECT_TIMEOUT_MS ? r->timeout_ms
 									   : UP_CONNECT_TIMEOUT_MS));
-	cc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	cc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (r->ca_file != NULL)
-		cc |= curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
-	/* Only the CA file (ca_file, or libcurl's bundle), no CA directory:
-	 * libcurl (OpenSSL) keeps the parsed CA file in the multi handle for
-	 * UP_CA_CACHE_S only when no CA directory is set, and Debian's libcurl
-	 * sets /etc/ssl/certs by default. Without the cache every new connection
-	 * (each money-moving call) parsed the whole file again on the loop: with
-	 * the system's bundle (~145 certificates) ~24 ms of CPU per connection,
-	 * ~1 ms with the cache. Kept when there is no CA file to fall back on. */
-	if (r->ca_file != NULL || u->default_cafile)
-		cc |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0 */
-	cc |= curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, (long)UP_CA_CACHE_S);
-#endif
-	cc |= curl_easy_setopt(e, CURLOPT_SHARE, u->share);
 	cc |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, r->fresh_connection ? 1L : 0L);
-	cc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
 	cc |= curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)r);
-	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
-	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)u);
 	cc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
-	cc |= curl_easy_setopt(e, CURLOPT_USERAGENT, UP_USER_AGENT);
-	cc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	cc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	if (cc != CURLE_OK) {
-		easy_put(u, e);
+		easy_put(u, x, true);
 		return UP_ERR_INTERNAL;
 	}
-	r->easy = e;
+	r->easy = x;
 	r->active = true;
 	u->active++;
 	if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
 		r->easy = NULL;
 		r->active = false;
 		u->active--;
-		easy_put(u, e);
+		easy_put(u, x, true);
 		return UP_ERR_INTERNAL;
 	}
 	return 0;
@@ -467,8 +541,8 @@ void upstream_cancel(upstream *u, up_req *r)
 {
 	if (!r->active)
 		return;
-	curl_multi_remove_handle(u->multi, r->easy);
-	easy_put(u, r->easy);
+	curl_multi_remove_handle(u->multi, req_easy(r));
+	easy_put(u, r->easy, false);
 	r->easy = NULL;
 	r->active = false;
 	r->status = UP_ERR_CANCELLED;
@@ -488,7 +562,7 @@ void upstream_close(upstream *u)
 	curl_multi_cleanup(u->multi); /* closes connections: socket callbacks run */
 	u->multi = NULL;
 	while (u->npool > 0)
-		curl_easy_cleanup(u->pool[--u->npool]);
+		easy_free(u->pool[--u->npool]);
 	curl_share_cleanup(u->share);
 	while (!list_empty(&u->socks))
 		sock_release(list_entry(u->socks.next, struct up_sock, node));
