@@ -28,18 +28,28 @@ struct upstream {
 	uv_timer_t timer;
 	struct up_easy *pool[UP_EASY_POOL_MAX];
 	unsigned npool;
-	struct list_node socks; /* struct up_sock being watched */
+	struct list_node socks; /* struct up_sock: watched, or idle (kept for its fd) */
+	unsigned nidle;         /* idle ones */
 	unsigned active;        /* requests in flight */
 	unsigned handles;       /* uv handles not yet closed */
 	bool default_cafile;    /* libcurl has a default CA file (bundle) */
 	bool closing;
 };
 
-/* One socket of curl's, watched by libuv. */
+/* One socket of curl's, watched by libuv. When curl stops watching it (a
+ * kept-alive connection back in its pool, between requests) it stays, idle,
+ * for the next request on the same fd: no uv_close, no uv_poll_init (which
+ * costs an ioctl and two epoll_ctl) and no allocation per request. It is
+ * released when curl closes the fd (on_closesocket), and the oldest idle
+ * one past UP_IDLE_SOCKS_MAX (an fd curl closed itself, e.g. its resolver's
+ * socket pair: a later socket of the same number takes it over, which libuv
+ * allows for a stopped watcher: its fd is registered again on start). */
+#define UP_IDLE_SOCKS_MAX 128
 struct up_sock {
 	uv_poll_t poll;
 	curl_socket_t fd;
 	upstream *u;
+	bool idle;
 	struct list_node node;
 };
 
@@ -66,8 +76,50 @@ static void on_handle_closed(uv_handle_t *h)
 static void sock_release(struct up_sock *s)
 {
 	uv_poll_stop(&s->poll);
+	if (s->idle)
+		s->u->nidle--;
 	list_del(&s->node);
 	uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+}
+
+/* curl no longer watches s: stopped, kept for the next request on its fd. */
+static void sock_idle(upstream *u, struct up_sock *s)
+{
+	uv_poll_stop(&s->poll);
+	s->idle = true;
+	u->nidle++;
+	/* the oldest idle ones at the front, the newest at the back */
+	list_del(&s->node);
+	list_add_tail(&u->socks, &s->node);
+	while (u->nidle > UP_IDLE_SOCKS_MAX) {
+		struct up_sock *old = NULL;
+
+		for (struct list_node *n = u->socks.next; n != &u->socks; n = n->next) {
+			old = list_entry(n, struct up_sock, node);
+			if (old->idle)
+				break;
+		}
+		if (old == NULL || !old->idle)
+			break;
+		sock_release(old);
+	}
+}
+
+/* The idle watcher of fd, taken back, or NULL. */
+static struct up_sock *sock_take_idle(upstream *u, curl_socket_t fd)
+{
+	if (u->nidle == 0)
+		return NULL;
+	for (struct list_node *n = u->socks.prev; n != &u->socks; n = n->prev) {
+		struct up_sock *s = list_entry(n, struct up_sock, node);
+
+		if (s->idle && s->fd == fd) {
+			s->idle = false;
+			u->nidle--;
+			return s;
+		}
+	}
+	return NULL;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -97,13 +149,18 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL) {
-			sock_release(s);
-			if (!u->closing)
+			if (u->closing) {
+				sock_release(s);
+			} else {
+				sock_idle(u, s);
 				curl_multi_assign(u->multi, fd, NULL);
+			}
 		}
 		return 0;
 	}
-	if (s == NULL) {
+	if (s == NULL && (s = sock_take_idle(u, fd)) != NULL) {
+		curl_multi_assign(u->multi, fd, s);
+	} else if (s == NULL) {
 		s = calloc(1, sizeof(*s));
 		if (s == NULL)
 			return -1;
