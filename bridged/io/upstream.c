@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "list.h"
@@ -36,19 +37,22 @@ struct upstream {
 	bool closing;
 };
 
-/* One socket of curl's, watched by libuv. When curl stops watching it (a
- * kept-alive connection back in its pool, between requests) it stays, idle,
- * for the next request on the same fd: no uv_close, no uv_poll_init (which
- * costs an ioctl and two epoll_ctl) and no allocation per request. It is
- * released when curl closes the fd (on_closesocket), and the oldest idle
- * one past UP_IDLE_SOCKS_MAX (an fd curl closed itself, e.g. its resolver's
- * socket pair: a later socket of the same number takes it over, which libuv
- * allows for a stopped watcher: its fd is registered again on start). */
+/* One socket of curl's, watched by libuv. A connection's socket (opened by
+ * on_opensocket, hence closed through on_closesocket) keeps its watcher,
+ * stopped ("idle"), while curl does not watch it (a kept-alive connection
+ * back in its pool, between requests), for the next request on the same fd:
+ * no uv_close, no uv_poll_init (an ioctl and two epoll_ctl) and no allocation
+ * per request. It is released when curl closes the fd, or when more than
+ * UP_IDLE_SOCKS_MAX are idle (the oldest). Any other socket curl watches
+ * (its resolver's socket pair, which it closes itself) is released as soon
+ * as curl stops watching it: a watcher must never outlive its fd, or
+ * closing it later would take a reused fd number out of epoll. */
 #define UP_IDLE_SOCKS_MAX 128
 struct up_sock {
 	uv_poll_t poll;
 	curl_socket_t fd;
 	upstream *u;
+	bool conn;              /* a connection's: curl closes it through on_closesocket */
 	bool idle;
 	struct list_node node;
 };
@@ -122,6 +126,25 @@ static struct up_sock *sock_take_idle(upstream *u, curl_socket_t fd)
 	return NULL;
 }
 
+/* A watcher for fd, not started, in u->socks. */
+static struct up_sock *sock_new(upstream *u, curl_socket_t fd)
+{
+	struct up_sock *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	if (uv_poll_init_socket(u->loop, &s->poll, fd) != 0) {
+		free(s);
+		return NULL;
+	}
+	s->fd = fd;
+	s->u = u;
+	s->poll.data = u;
+	u->handles++;
+	list_add_tail(&u->socks, &s->node);
+	return s;
+}
+
 static void on_poll(uv_poll_t *h, int status, int events)
 {
 	struct up_sock *s = list_entry(h, struct up_sock, poll);
@@ -149,30 +172,21 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL) {
-			if (u->closing) {
+			if (u->closing || !s->conn)
 				sock_release(s);
-			} else {
+			else
 				sock_idle(u, s);
+			if (!u->closing)
 				curl_multi_assign(u->multi, fd, NULL);
-			}
 		}
 		return 0;
 	}
 	if (s == NULL && (s = sock_take_idle(u, fd)) != NULL) {
 		curl_multi_assign(u->multi, fd, s);
 	} else if (s == NULL) {
-		s = calloc(1, sizeof(*s));
+		s = sock_new(u, fd);
 		if (s == NULL)
 			return -1;
-		if (uv_poll_init_socket(u->loop, &s->poll, fd) != 0) {
-			free(s);
-			return -1;
-		}
-		s->fd = fd;
-		s->u = u;
-		s->poll.data = u;
-		u->handles++;
-		list_add_tail(&u->socks, &s->node);
 		curl_multi_assign(u->multi, fd, s);
 	}
 	if (what & CURL_POLL_IN)
@@ -180,6 +194,26 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 	if (what & CURL_POLL_OUT)
 		events |= UV_WRITABLE;
 	return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
+}
+
+/* curl opens a connection's socket: its watcher is made now, idle, and
+ * marked as one that curl will close through on_closesocket. */
+static curl_socket_t on_opensocket(void *clientp, curlsocktype purpose,
+				   struct curl_sockaddr *address)
+{
+	upstream *u = clientp;
+	/* what libcurl does without this callback */
+	curl_socket_t fd = socket(address->family, address->socktype, address->protocol);
+	struct up_sock *s;
+
+	if (fd == CURL_SOCKET_BAD || purpose != CURLSOCKTYPE_IPCXN || u->closing)
+		return fd;
+	s = sock_new(u, fd);
+	if (s != NULL) {
+		s->conn = true;
+		sock_idle(u, s); /* idle until curl watches it; the oldest past the cap go */
+	}
+	return fd; /* without a watcher if none could be made: on_socket makes one */
 }
 
 /* curl closes a socket: make sure nothing still watches it, then close it. */
@@ -291,6 +325,8 @@ static int easy_configure(upstream *u, struct up_easy *x, const char *ca_file)
 #endif
 	cc |= curl_easy_setopt(e, CURLOPT_SHARE, u->share);
 	cc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+	cc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+	cc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)u);
 	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
 	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)u);
 	cc |= curl_easy_setopt(e, CURLOPT_USERAGENT, UP_USER_AGENT);
