@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "list.h"
@@ -13,25 +14,46 @@
 
 #define US_PER_MS 1000u
 
+/* One easy handle with the options every request shares already set
+ * (easy_configure); a request sets only its own (upstream_start). */
+struct up_easy {
+	CURL *e;
+	bool configured;
+	char *ca_file;          /* the CA file it was configured with (NULL: libcurl's) */
+};
+
 struct upstream {
 	uv_loop_t *loop;
 	CURLM *multi;
 	CURLSH *share;
 	uv_timer_t timer;
-	CURL *pool[UP_EASY_POOL_MAX];
+	struct up_easy *pool[UP_EASY_POOL_MAX];
 	unsigned npool;
-	struct list_node socks; /* struct up_sock being watched */
+	struct list_node socks; /* struct up_sock: watched, or idle (kept for its fd) */
+	unsigned nidle;         /* idle ones */
 	unsigned active;        /* requests in flight */
 	unsigned handles;       /* uv handles not yet closed */
 	bool default_cafile;    /* libcurl has a default CA file (bundle) */
 	bool closing;
 };
 
-/* One socket of curl's, watched by libuv. */
+/* One socket of curl's, watched by libuv. A connection's socket (opened by
+ * on_opensocket, hence closed through on_closesocket) keeps its watcher,
+ * stopped ("idle"), while curl does not watch it (a kept-alive connection
+ * back in its pool, between requests), for the next request on the same fd:
+ * no uv_close, no uv_poll_init (an ioctl and two epoll_ctl) and no allocation
+ * per request. It is released when curl closes the fd, or when more than
+ * UP_IDLE_SOCKS_MAX are idle (the oldest). Any other socket curl watches
+ * (its resolver's socket pair, which it closes itself) is released as soon
+ * as curl stops watching it: a watcher must never outlive its fd, or
+ * closing it later would take a reused fd number out of epoll. */
+#define UP_IDLE_SOCKS_MAX 128
 struct up_sock {
 	uv_poll_t poll;
 	curl_socket_t fd;
 	upstream *u;
+	bool conn;              /* a connection's: curl closes it through on_closesocket */
+	bool idle;
 	struct list_node node;
 };
 
@@ -58,8 +80,69 @@ static void on_handle_closed(uv_handle_t *h)
 static void sock_release(struct up_sock *s)
 {
 	uv_poll_stop(&s->poll);
+	if (s->idle)
+		s->u->nidle--;
 	list_del(&s->node);
 	uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+}
+
+/* curl no longer watches s: stopped, kept for the next request on its fd. */
+static void sock_idle(upstream *u, struct up_sock *s)
+{
+	uv_poll_stop(&s->poll);
+	s->idle = true;
+	u->nidle++;
+	/* the oldest idle ones at the front, the newest at the back */
+	list_del(&s->node);
+	list_add_tail(&u->socks, &s->node);
+	while (u->nidle > UP_IDLE_SOCKS_MAX) {
+		struct up_sock *old = NULL;
+
+		for (struct list_node *n = u->socks.next; n != &u->socks; n = n->next) {
+			old = list_entry(n, struct up_sock, node);
+			if (old->idle)
+				break;
+		}
+		if (old == NULL || !old->idle)
+			break;
+		sock_release(old);
+	}
+}
+
+/* The idle watcher of fd, taken back, or NULL. */
+static struct up_sock *sock_take_idle(upstream *u, curl_socket_t fd)
+{
+	if (u->nidle == 0)
+		return NULL;
+	for (struct list_node *n = u->socks.prev; n != &u->socks; n = n->prev) {
+		struct up_sock *s = list_entry(n, struct up_sock, node);
+
+		if (s->idle && s->fd == fd) {
+			s->idle = false;
+			u->nidle--;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+/* A watcher for fd, not started, in u->socks. */
+static struct up_sock *sock_new(upstream *u, curl_socket_t fd)
+{
+	struct up_sock *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	if (uv_poll_init_socket(u->loop, &s->poll, fd) != 0) {
+		free(s);
+		return NULL;
+	}
+	s->fd = fd;
+	s->u = u;
+	s->poll.data = u;
+	u->handles++;
+	list_add_tail(&u->socks, &s->node);
+	return s;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -89,25 +172,21 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 	(void)easy;
 	if (what == CURL_POLL_REMOVE) {
 		if (s != NULL) {
-			sock_release(s);
+			if (u->closing || !s->conn)
+				sock_release(s);
+			else
+				sock_idle(u, s);
 			if (!u->closing)
 				curl_multi_assign(u->multi, fd, NULL);
 		}
 		return 0;
 	}
-	if (s == NULL) {
-		s = calloc(1, sizeof(*s));
+	if (s == NULL && (s = sock_take_idle(u, fd)) != NULL) {
+		curl_multi_assign(u->multi, fd, s);
+	} else if (s == NULL) {
+		s = sock_new(u, fd);
 		if (s == NULL)
 			return -1;
-		if (uv_poll_init_socket(u->loop, &s->poll, fd) != 0) {
-			free(s);
-			return -1;
-		}
-		s->fd = fd;
-		s->u = u;
-		s->poll.data = u;
-		u->handles++;
-		list_add_tail(&u->socks, &s->node);
 		curl_multi_assign(u->multi, fd, s);
 	}
 	if (what & CURL_POLL_IN)
@@ -115,6 +194,26 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 	if (what & CURL_POLL_OUT)
 		events |= UV_WRITABLE;
 	return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
+}
+
+/* curl opens a connection's socket: its watcher is made now, idle, and
+ * marked as one that curl will close through on_closesocket. */
+static curl_socket_t on_opensocket(void *clientp, curlsocktype purpose,
+				   struct curl_sockaddr *address)
+{
+	upstream *u = clientp;
+	/* what libcurl does without this callback */
+	curl_socket_t fd = socket(address->family, address->socktype, address->protocol);
+	struct up_sock *s;
+
+	if (fd == CURL_SOCKET_BAD || purpose != CURLSOCKTYPE_IPCXN || u->closing)
+		return fd;
+	s = sock_new(u, fd);
+	if (s != NULL) {
+		s->conn = true;
+		sock_idle(u, s); /* idle until curl watches it; the oldest past the cap go */
+	}
+	return fd; /* without a watcher if none could be made: on_socket makes one */
 }
 
 /* curl closes a socket: make sure nothing still watches it, then close it. */
@@ -183,21 +282,113 @@ static int on_prereq(void *clientp, char *primary_ip, char *local_ip, int primar
 	return CURL_PREREQFUNC_OK;
 }
 
-static CURL *easy_get(upstream *u)
+static void easy_free(struct up_easy *x)
 {
-	if (u->npool > 0)
-		return u->pool[--u->npool];
-	return curl_easy_init();
+	if (x == NULL)
+		return;
+	curl_easy_cleanup(x->e);
+	free(x->ca_file);
+	free(x);
 }
 
-static void easy_put(upstream *u, CURL *e)
+/* The options of x->e that are the same for every request with this CA
+ * file, on a new or reset handle. 0, or -1 (x->e is then half set up). */
+static int easy_configure(upstream *u, struct up_easy *x, const char *ca_file)
 {
-	if (u->npool < UP_EASY_POOL_MAX && !u->closing) {
-		curl_easy_reset(e);
-		u->pool[u->npool++] = e;
-		return;
+	CURL *e = x->e;
+	int cc = CURLE_OK;
+
+	if (ca_file != NULL) {
+		x->ca_file = strdup(ca_file);
+		if (x->ca_file == NULL)
+			return -1;
 	}
-	curl_easy_cleanup(e);
+	cc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	cc |= curl_easy_setopt(e, CURLOPT_POST, 1L);
+	cc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	cc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	cc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	cc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	if (ca_file != NULL)
+		cc |= curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+	/* Only the CA file (ca_file, or libcurl's bundle), no CA directory:
+	 * libcurl (OpenSSL) keeps the parsed CA file in the multi handle for
+	 * UP_CA_CACHE_S only when no CA directory is set, and Debian's libcurl
+	 * sets /etc/ssl/certs by default. Without the cache every new connection
+	 * (each money-moving call) parsed the whole file again on the loop: with
+	 * the system's bundle (~145 certificates) ~24 ms of CPU per connection,
+	 * ~1 ms with the cache. Kept when there is no CA file to fall back on. */
+	if (ca_file != NULL || u->default_cafile)
+		cc |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0 */
+	cc |= curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, (long)UP_CA_CACHE_S);
+#endif
+	cc |= curl_easy_setopt(e, CURLOPT_SHARE, u->share);
+	cc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+	cc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+	cc |= curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, (void *)u);
+	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
+	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)u);
+	cc |= curl_easy_setopt(e, CURLOPT_USERAGENT, UP_USER_AGENT);
+	cc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	cc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	if (cc != CURLE_OK)
+		return -1;
+	x->configured = true;
+	return 0;
+}
+
+static bool same_ca(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* A handle set up for ca_file: from the pool (set up already, unless it
+ * served another CA file: then reset and set up again), or a new one. */
+static struct up_easy *easy_get(upstream *u, const char *ca_file)
+{
+	struct up_easy *x = u->npool > 0 ? u->pool[--u->npool] : NULL;
+
+	if (x == NULL) {
+		x = calloc(1, sizeof(*x));
+		if (x == NULL)
+			return NULL;
+		x->e = curl_easy_init();
+		if (x->e == NULL) {
+			free(x);
+			return NULL;
+		}
+	} else if (!same_ca(x->ca_file, ca_file)) {
+		curl_easy_reset(x->e);
+		free(x->ca_file);
+		x->ca_file = NULL;
+		x->configured = false;
+	}
+	if (!x->configured && easy_configure(u, x, ca_file) != 0) {
+		easy_free(x);
+		return NULL;
+	}
+	return x;
+}
+
+/* Back to the pool, keeping its configuration (no curl_easy_reset: the next
+ * request sets every option of its own again), or freed. broken: a
+ * request's option could not be set; the handle is not kept. */
+static void easy_put(upstream *u, struct up_easy *x, bool broken)
+{
+	if (!broken && u->npool < UP_EASY_POOL_MAX && !u->closing) {
+		/* nothing of the finished request stays reachable from the handle */
+		if (curl_easy_setopt(x->e, CURLOPT_ERRORBUFFER, NULL) == CURLE_OK) {
+			u->pool[u->npool++] = x;
+			return;
+		}
+	}
+	easy_free(x);
+}
+
+static CURL *req_easy(const up_req *r)
+{
+	return ((const struct up_easy *)r->easy)->e;
 }
 
 /* Whether r failed the way a request written on a pooled connection that
@@ -211,9 +402,9 @@ static bool req_stale_connection(const up_req *r, CURLcode cc)
 
 	if (r->fresh_connection || r->resent || cc != CURLE_SEND_ERROR || r->response.len != 0)
 		return false;
-	if (curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK ||
-	    curl_easy_getinfo(r->easy, CURLINFO_HEADER_SIZE, &header) != CURLE_OK ||
-	    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http) != CURLE_OK)
+	if (curl_easy_getinfo(req_easy(r), CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK ||
+	    curl_easy_getinfo(req_easy(r), CURLINFO_HEADER_SIZE, &header) != CURLE_OK ||
+	    curl_easy_getinfo(req_easy(r), CURLINFO_RESPONSE_CODE, &http) != CURLE_OK)
 		return false;
 	return connects == 0 && header == 0 && http == 0;
 }
@@ -223,7 +414,7 @@ static bool req_stale_connection(const up_req *r, CURLcode cc)
  * its first failure). */
 static int req_resend(upstream *u, up_req *r)
 {
-	CURL *e = r->easy;
+	CURL *e = req_easy(r);
 	curl_off_t spent_us = 0;
 	uint64_t spent_ms;
 	int cc = CURLE_OK;
@@ -265,7 +456,7 @@ static enum counters_up_failure failure_class(int status)
 
 static void req_finish(upstream *u, up_req *r, CURLcode cc)
 {
-	CURL *e = r->easy;
+	CURL *e = req_easy(r);
 
 	if (req_stale_connection(r, cc)) {
 		char why[CURL_ERROR_SIZE];
@@ -286,7 +477,7 @@ static void req_finish(upstream *u, up_req *r, CURLcode cc)
 
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->http);
 	curl_multi_remove_handle(u->multi, e);
-	easy_put(u, e);
+	easy_put(u, r->easy, false);
 	r->easy = NULL;
 	r->active = false;
 	u->active--;
@@ -319,7 +510,7 @@ static void check_done(upstream *u)
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
-		if (r == NULL || !r->active || r->easy != msg->easy_handle)
+		if (r == NULL || !r->active || req_easy(r) != msg->easy_handle)
 			continue;
 		req_finish(u, r, msg->data.result);
 	}
@@ -386,6 +577,7 @@ int upstream_start(upstream *u, up_req *r)
 {
 	int cc = CURLE_OK;
 	struct curl_slist *head = NULL;
+	struct up_easy *x;
 	CURL *e;
 
 	if (u->closing || r->nheaders > UP_HEADERS_MAX)
@@ -403,61 +595,36 @@ int upstream_start(upstream *u, up_req *r)
 		r->slist[i].next = i < r->nheaders ? &r->slist[i + 1] : NULL;
 	}
 	head = &r->slist[0];
-	e = easy_get(u);
-	if (e == NULL)
+	x = easy_get(u, r->ca_file);
+	if (x == NULL)
 		return UP_ERR_INTERNAL;
+	e = x->e;
+	/* what differs from request to request; the rest is easy_configure's */
 	cc |= curl_easy_setopt(e, CURLOPT_URL, r->url);
-	cc |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
 	cc |= curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)r);
-	cc |= curl_easy_setopt(e, CURLOPT_POST, 1L);
 	cc |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body);
 	cc |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
 	cc |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, head);
-	cc |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	cc |= curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)r);
-	cc |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	cc |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
 	cc |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
 			       (long)(r->timeout_ms < UP_CONNECT_TIMEOUT_MS ? r->timeout_ms
 									   : UP_CONNECT_TIMEOUT_MS));
-	cc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	cc |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-	if (r->ca_file != NULL)
-		cc |= curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file);
-	/* Only the CA file (ca_file, or libcurl's bundle), no CA directory:
-	 * libcurl (OpenSSL) keeps the parsed CA file in the multi handle for
-	 * UP_CA_CACHE_S only when no CA directory is set, and Debian's libcurl
-	 * sets /etc/ssl/certs by default. Without the cache every new connection
-	 * (each money-moving call) parsed the whole file again on the loop: with
-	 * the system's bundle (~145 certificates) ~24 ms of CPU per connection,
-	 * ~1 ms with the cache. Kept when there is no CA file to fall back on. */
-	if (r->ca_file != NULL || u->default_cafile)
-		cc |= curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
-#if LIBCURL_VERSION_NUM >= 0x075700 /* 7.87.0 */
-	cc |= curl_easy_setopt(e, CURLOPT_CA_CACHE_TIMEOUT, (long)UP_CA_CACHE_S);
-#endif
-	cc |= curl_easy_setopt(e, CURLOPT_SHARE, u->share);
 	cc |= curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, r->fresh_connection ? 1L : 0L);
-	cc |= curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
 	cc |= curl_easy_setopt(e, CURLOPT_PREREQDATA, (void *)r);
-	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_closesocket);
-	cc |= curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, (void *)u);
 	cc |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->error);
-	cc |= curl_easy_setopt(e, CURLOPT_USERAGENT, UP_USER_AGENT);
-	cc |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	cc |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	if (cc != CURLE_OK) {
-		easy_put(u, e);
+		easy_put(u, x, true);
 		return UP_ERR_INTERNAL;
 	}
-	r->easy = e;
+	r->easy = x;
 	r->active = true;
 	u->active++;
 	if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
 		r->easy = NULL;
 		r->active = false;
 		u->active--;
-		easy_put(u, e);
+		easy_put(u, x, true);
 		return UP_ERR_INTERNAL;
 	}
 	return 0;
@@ -467,8 +634,8 @@ void upstream_cancel(upstream *u, up_req *r)
 {
 	if (!r->active)
 		return;
-	curl_multi_remove_handle(u->multi, r->easy);
-	easy_put(u, r->easy);
+	curl_multi_remove_handle(u->multi, req_easy(r));
+	easy_put(u, r->easy, false);
 	r->easy = NULL;
 	r->active = false;
 	r->status = UP_ERR_CANCELLED;
@@ -488,7 +655,7 @@ void upstream_close(upstream *u)
 	curl_multi_cleanup(u->multi); /* closes connections: socket callbacks run */
 	u->multi = NULL;
 	while (u->npool > 0)
-		curl_easy_cleanup(u->pool[--u->npool]);
+		easy_free(u->pool[--u->npool]);
 	curl_share_cleanup(u->share);
 	while (!list_empty(&u->socks))
 		sock_release(list_entry(u->socks.next, struct up_sock, node));

@@ -1,7 +1,9 @@
 /* HTTPS to DOKU: one libcurl multi handle driven by the libuv loop (the
  * multi-socket pattern: a uv_poll_t per socket, one uv_timer_t for curl's
  * timeouts), connections and TLS sessions reused (a curl share for TLS
- * sessions and DNS, and a pool of easy handles), TLS verification always on,
+ * sessions and DNS, and a pool of easy handles, each set up once with the
+ * options every request shares: a request sets only its URL, headers, body
+ * and timeouts, never curl_easy_reset), TLS verification always on,
  * against a CA file only (ca_file, or libcurl's bundle; libcurl's default CA
  * directory is dropped when there is a file) parsed once per UP_CA_CACHE_S,
  * not once per connection.

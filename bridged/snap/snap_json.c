@@ -626,18 +626,36 @@ static bool ascii_ieq(const char *a, const char *b)
 	return *a == *b;
 }
 
+static char ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Whether key is the JSON name of the field called name, ignoring ASCII case:
+ * ascii_ieq(snap_json_field_name(name), key) without writing the name out
+ * (underscores dropped; the upper case after one does not matter here),
+ * false as well when snap_json_field_name would refuse the name as too long. */
+static bool json_name_ieq(const char *name, const char *key)
+{
+	size_t n = 0;
+
+	for (const char *p = name; *p != '\0'; p++) {
+		if (*p == '_')
+			continue;
+		if (++n >= SNAP_JSON_NAME_MAX || ascii_lower(*p) != ascii_lower(*key))
+			return false;
+		key++;
+	}
+	return *key == '\0';
+}
+
 /* The field whose JSON name (or proto name) is key, ignoring ASCII case. */
 static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *desc,
 						  const char *key)
 {
-	char name[SNAP_JSON_NAME_MAX];
-
-	for (unsigned i = 0; i < desc->n_fields; i++) {
-		const ProtobufCFieldDescriptor *f = &desc->fields[i];
-
-		if (snap_json_field_name(f, name, sizeof(name)) == 0 && ascii_ieq(name, key))
+	for (unsigned i = 0; i < desc->n_fields; i++)
+		if (json_name_ieq(desc->fields[i].name, key))
 			return &desc->fields[i];
-	}
 	for (unsigned i = 0; i < desc->n_fields; i++)
 		if (ascii_ieq(desc->fields[i].name, key))
 			return &desc->fields[i];
@@ -1039,6 +1057,147 @@ static int dec_object(struct dec *d, const ProtobufCMessageDescriptor *desc, con
 	return SNAP_OK;
 }
 
+/* ---- the fast path of tolerant decoding ------------------------------------------------------
+ *
+ * DOKU's answers are mostly objects of plain strings: they are decoded here
+ * straight into the arena's message, without jansson's tree (its parse, its
+ * allocations and their wiping were most of an answer's cost). Only a text
+ * whose every part is plain is taken: objects, keys and string values of
+ * printable ASCII without escapes, every key naming a field of the message
+ * (singular, string or message, each at most once), nothing else. Anything
+ * else (an escape, a number, null, an array, an unknown or repeated key, a
+ * stringified object...) leaves the whole text to the general path below,
+ * which would give the same message for the texts taken here: for them
+ * jansson's object iterates in the text's order, dec_field sets what
+ * fast_object sets, and the arena sees the same allocations in the same
+ * order. Two passes: the first only checks (allocates nothing), the second
+ * decodes and can only fail for memory, as the general path would at the
+ * same allocation. */
+
+#define FAST_KEY_MAX 128 /* longer keys take the general path */
+
+struct fast {
+	const char *p, *end;
+	snap_arena *arena;       /* NULL: the checking pass */
+};
+
+static void fast_ws(struct fast *f)
+{
+	while (f->p < f->end && (*f->p == ' ' || *f->p == '\t' || *f->p == '\n' || *f->p == '\r'))
+		f->p++;
+}
+
+static bool fast_char(struct fast *f, char c)
+{
+	fast_ws(f);
+	if (f->p >= f->end || *f->p != c)
+		return false;
+	f->p++;
+	return true;
+}
+
+/* A string of printable ASCII without escapes: its bytes (unquoted). */
+static bool fast_string(struct fast *f, const char **s, size_t *n)
+{
+	const char *q;
+
+	if (!fast_char(f, '"'))
+		return false;
+	for (q = f->p; q < f->end && *q != '"'; q++)
+		if ((unsigned char)*q < 0x20 || (unsigned char)*q > 0x7e || *q == '\\')
+			return false;
+	if (q >= f->end)
+		return false;
+	*s = f->p;
+	*n = (size_t)(q - f->p);
+	f->p = q + 1;
+	return true;
+}
+
+/* 1: decoded (or, checking, decodable); 0: not for the fast path; or a
+ * negative error (memory, decoding pass only). */
+static int fast_object(struct fast *f, const ProtobufCMessageDescriptor *desc, int depth,
+		       ProtobufCMessage **out)
+{
+	ProtobufCMessage *msg = NULL;
+	uint64_t seen = 0;
+
+	if (depth >= SNAP_JSON_MAX_DEPTH || desc->n_fields > 64 || !fast_char(f, '{'))
+		return 0;
+	if (f->arena != NULL) {
+		msg = snap_arena_alloc(f->arena, desc->sizeof_message);
+		if (msg == NULL)
+			return SNAP_ERR_NOMEM;
+		protobuf_c_message_init(desc, msg);
+	}
+	if (fast_char(f, '}'))
+		goto done;
+	for (;;) {
+		const ProtobufCFieldDescriptor *fd;
+		char key[FAST_KEY_MAX + 1];
+		const char *s;
+		size_t n, i;
+		int rc;
+
+		if (!fast_string(f, &s, &n) || n > FAST_KEY_MAX || !fast_char(f, ':'))
+			return 0;
+		memcpy(key, s, n);
+		key[n] = '\0';
+		fd = find_field(desc, key);
+		if (fd == NULL || fd->label == PROTOBUF_C_LABEL_REPEATED)
+			return 0;
+		i = (size_t)(fd - desc->fields);
+		if ((seen & (UINT64_C(1) << i)) != 0)
+			return 0;
+		seen |= UINT64_C(1) << i;
+		if (fd->type == PROTOBUF_C_TYPE_STRING) {
+			if (!fast_string(f, &s, &n))
+				return 0;
+			if (msg != NULL) {
+				char *v = snap_arena_strndup(f->arena, s, n);
+
+				if (v == NULL)
+					return SNAP_ERR_NOMEM;
+				*(char **)(void *)((char *)msg + fd->offset) = v;
+			}
+		} else if (fd->type == PROTOBUF_C_TYPE_MESSAGE) {
+			rc = fast_object(f, fd->descriptor, depth + 1,
+					 msg != NULL ? (ProtobufCMessage **)(void *)((char *)msg + fd->offset)
+						     : NULL);
+			if (rc <= 0)
+				return rc;
+		} else {
+			return 0;
+		}
+		if (msg != NULL && (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0)
+			*(uint32_t *)(void *)((char *)msg + fd->quantifier_offset) = fd->id;
+		if (fast_char(f, ','))
+			continue;
+		if (fast_char(f, '}'))
+			break;
+		return 0;
+	}
+done:
+	if (out != NULL)
+		*out = msg;
+	return 1;
+}
+
+/* The fast path: 1 and *out, 0 (take the general path), or SNAP_ERR_NOMEM. */
+static int fast_decode(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
+		       snap_arena *arena, ProtobufCMessage **out)
+{
+	struct fast f = { json, json + len, NULL };
+	int rc = fast_object(&f, desc, 0, NULL);
+
+	fast_ws(&f);
+	if (rc <= 0 || f.p != f.end)
+		return 0;
+	f.p = json;
+	f.arena = arena;
+	return fast_object(&f, desc, 0, out);
+}
+
 int snap_json_decode(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
 		     unsigned flags, snap_arena *arena, ProtobufCMessage **out, char *err,
 		     size_t errlen)
@@ -1057,6 +1216,13 @@ int snap_json_decode(const ProtobufCMessageDescriptor *desc, const char *json, s
 		return dec_fail(&d, SNAP_ERR_TOO_BIG, "input over %u bytes", SNAP_JSON_MAX_INPUT);
 	if (!depth_ok(json, len, SNAP_JSON_MAX_DEPTH))
 		return dec_fail(&d, SNAP_ERR_JSON, "nested deeper than %d", SNAP_JSON_MAX_DEPTH);
+	if (!strict(&d) && (flags & SNAP_JSON_GENERAL) == 0 && json != NULL && len > 0) {
+		rc = fast_decode(desc, json, len, arena, out);
+		if (rc == SNAP_ERR_NOMEM)
+			return dec_fail(&d, rc, "out of memory");
+		if (rc == 1)
+			return SNAP_OK;
+	}
 	root = load(json != NULL ? json : "", len, &jerr);
 	if (root == NULL)
 		return dec_fail(&d, SNAP_ERR_JSON, "invalid JSON at line %d column %d: %s",

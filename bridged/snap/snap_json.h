@@ -45,6 +45,8 @@ enum snap_json_flags {
 	SNAP_JSON_PRETTY = 1u << 0,        /* encode: two-space indentation (for people) */
 	SNAP_JSON_EMIT_DEFAULTS = 1u << 1, /* encode: write default-valued scalar fields too */
 	SNAP_JSON_STRICT = 1u << 2,        /* decode: unknown keys and wrong kinds are errors */
+	SNAP_JSON_GENERAL = 1u << 3,       /* decode: never the fast path for plain answers (the
+					      tests and the fuzzer compare both: same result) */
 };
 
 /* Append the JSON of msg to out. 0, SNAP_ERR_TOO_BIG (out's max reached),

@@ -67,8 +67,8 @@ int main(int argc, char **argv)
 		goto out;
 	printf("bench: %d keep-alive TLS connections to %s, simulator threads %s, %s\n",
 	       connections, sim.https, threads_text, requests > 0 ? "fixed count" : "timed run");
-	if (bu_direct_run(&client, connections, requests > 0 ? requests : REQUESTS_UNBOUNDED,
-			  requests > 0 ? 1e9 : seconds, &r) != 0)
+	if (bu_direct_run(&client, connections, 0, requests > 0 ? requests : REQUESTS_UNBOUNDED,
+			  requests > 0 ? 1e9 : seconds, 0, &r) != 0)
 		goto out;
 	printf("bench: %llu requests in %.2f s: %.0f requests/s, p50 %.2f ms, p99 %.2f ms, "
 	       "errors %llu\n", (unsigned long long)r.calls, r.seconds, r.rate, r.p50_us / 1000.0,

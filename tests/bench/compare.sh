@@ -10,6 +10,10 @@
 # GetBalance-via-the-daemon row runs for A then for B, back to back, in each
 # of 3 rounds (--rounds N), beside the floors (bare ping-pong, direct libcurl)
 # measured in the same round, so that the machine's noise hits both alike.
+# The GetBalance rows (issue 15) are 1, 16 and 64 callers, each as blocking
+# clients (a thread each) and as one epoll client (a connection each), each
+# beside the direct libcurl client of the same shape; CPU per call of the
+# caller, of each daemon and of doku-snapsim apart. --only e2e: those alone.
 # Prints on stdout (Markdown) the medians across the rounds of every row and
 # the table "B vs A": the median (min-max) of the rounds' ratios B/A of
 # calls/s, p50 and CPU per call, ~1.00 when nothing changed. Progress goes to

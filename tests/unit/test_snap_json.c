@@ -817,6 +817,114 @@ static void test_arena_limit(void **state)
 	snap_buf_free(&b);
 }
 
+
+/* ---- the fast path of tolerant decoding against the general one -------------------------- */
+
+/* Decode json both ways (the fast path when it takes it, and the general
+ * path alone); the results must be the same: code, and packed bytes. */
+static void same_both_ways(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
+			   size_t arena_limit)
+{
+	snap_arena a, b;
+	ProtobufCMessage *ma = NULL, *mb = NULL;
+	char ea[SNAP_JSON_ERR_MAX] = "", eb[SNAP_JSON_ERR_MAX] = "";
+	int ra, rb;
+
+	snap_arena_init(&a, arena_limit);
+	snap_arena_init(&b, arena_limit);
+	ra = snap_json_decode(desc, json, len, 0, &a, &ma, ea, sizeof(ea));
+	rb = snap_json_decode(desc, json, len, SNAP_JSON_GENERAL, &b, &mb, eb, sizeof(eb));
+	if (ra != rb)
+		fprintf(stderr, "%s: %.*s: fast %d (%s), general %d (%s)\n", desc->name, (int)len, json,
+			ra, ea, rb, eb);
+	assert_int_equal(ra, rb);
+	assert_int_equal(ma == NULL, mb == NULL);
+	if (ra == SNAP_ERR_NOMEM)
+		assert_string_equal(ea, eb);
+	if (ma != NULL) {
+		size_t na = protobuf_c_message_get_packed_size(ma);
+		size_t nb = protobuf_c_message_get_packed_size(mb);
+		uint8_t *pa = malloc(na + 1), *pb = malloc(nb + 1);
+
+		assert_non_null(pa);
+		assert_non_null(pb);
+		protobuf_c_message_pack(ma, pa);
+		protobuf_c_message_pack(mb, pb);
+		if (na != nb || memcmp(pa, pb, na) != 0)
+			fprintf(stderr, "%s: %.*s: the messages differ\n", desc->name, (int)len, json);
+		assert_int_equal(na, nb);
+		assert_memory_equal(pa, pb, na);
+		free(pa);
+		free(pb);
+	}
+	snap_arena_free(&a);
+	snap_arena_free(&b);
+}
+
+static void test_fast_path_same(void **state)
+{
+	static const struct {
+		const ProtobufCMessageDescriptor *desc;
+		const char *json;
+	} cases[] = {
+		{ &doku__wallet__v1__get_balance_response__descriptor,
+		  "{\"responseCode\":\"2001100\",\"responseMessage\":\"Successful\","
+		  "\"referenceNo\":\"R-1\",\"partnerReferenceNo\":\"bench-balance\","
+		  "\"accountNo\":\"628123\",\"name\":\"Budi\",\"accountInfo\":{\"balanceType\":"
+		  "\"Cash\",\"amount\":{\"value\":\"100000.00\",\"currency\":\"IDR\"}}}" },
+		{ &doku__wallet__v1__get_balance_response__descriptor,
+		  " { \"ResponseCode\" : \"2001100\" ,\n\t\"response_message\":\"\",\r\n"
+		  "\"accountInfo\":{}, \"NAME\":\"x y\" } \n" },
+		{ &doku__wallet__v1__purchase_response__descriptor,
+		  "{\"responseCode\":\"2005400\",\"ReferenceNo\":\"R1\",\"PartnerReferenceNo\":\"P1\","
+		  "\"WEBREDIRECTURL\":\"https://x/y?a=1&b=2\",\"additionalInfo\":{\"dokuId\":\"D1\"}}" },
+		{ &doku__wallet__v1__bind_account_response__descriptor,
+		  "{\"additionalInfo\":{\"authCode\":\"xyz\"},\"linkId\":\"L\"}" },
+		{ &doku__wallet__v1__bind_account_response__descriptor,
+		  "{\"additionalInfo\":\"{\\\"authCode\\\":\\\"abc-123\\\"}\",\"linkId\":\"L\"}" },
+		/* jansson keeps a repeated key at its first place with its last value */
+		{ &doku__wallet__v1__get_balance_response__descriptor,
+		  "{\"responseCode\":\"A\",\"response_code\":\"B\",\"responseCode\":\"C\"}" },
+		{ &doku__wallet__v1__list_transactions_response__descriptor,
+		  "{\"responseCode\":\"2001200\",\"detailData\":[{\"amount\":{\"value\":\"1.00\"}}]}" },
+	};
+	/* Texts spliced into a case at each of its positions. */
+	static const char *const bits[] = {
+		"", "\"", "{", "}", ",", ":", " ", "\\", "\\u0041", "\\\"", "null", "1", "-1.5e3",
+		"true", "[]", "[{}]", "{}", "\"x\"", "\"responseCode\":\"1\",",
+		"\"response_code\":\"2\",", "\"unknown\":1,", "\"name\":null,", "\xc3\xa9", "\x01",
+		"\"accountInfo\":\"{}\",", "\"accountInfo\":[],",
+	};
+	char text[1024];
+
+	(void)state;
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		const char *j = cases[c].json;
+		size_t n = strlen(j);
+
+		/* every prefix, and the whole text with the arena at every small limit */
+		for (size_t k = 0; k <= n; k++)
+			same_both_ways(cases[c].desc, j, k, 1u << 20);
+		for (size_t lim = 0; lim < 3 * SNAP_ARENA_CHUNK; lim += 97)
+			same_both_ways(cases[c].desc, j, n, lim);
+		/* every bit at every position, and instead of every byte */
+		for (size_t b = 0; b < sizeof(bits) / sizeof(bits[0]); b++) {
+			size_t bl = strlen(bits[b]);
+
+			for (size_t k = 0; k <= n && n + bl < sizeof(text); k++) {
+				memcpy(text, j, k);
+				memcpy(text + k, bits[b], bl);
+				memcpy(text + k + bl, j + k, n - k);
+				same_both_ways(cases[c].desc, text, n + bl, 1u << 20);
+				if (k < n) {
+					memcpy(text + k + bl, j + k + 1, n - k - 1);
+					same_both_ways(cases[c].desc, text, n + bl - 1, 1u << 20);
+				}
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -834,6 +942,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_strict_mode, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_arena_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fast_path_same, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
