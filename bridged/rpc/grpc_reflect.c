@@ -432,6 +432,16 @@ int grpc_reflect_answer(const uint8_t *msg, size_t len, uint8_t **out, size_t *n
 			 grpc__reflection__v1__server_reflection_request__descriptor.name);
 		return CODE(INVALID_ARGUMENT);
 	}
+	/* a field numbered 0 (protobuf-c keeps it as unknown) would be echoed in
+	 * original_request and make the answer undecodable (found by fuzz_grpc_reflect) */
+	for (size_t i = 0; i < q->base.n_unknown_fields; i++) {
+		if (q->base.unknown_fields[i].tag == 0) {
+			grpc__reflection__v1__server_reflection_request__free_unpacked(q, NULL);
+			snprintf(why, GRPC_REFLECT_WHY_MAX, "message: not a valid %s (field number 0)",
+				 grpc__reflection__v1__server_reflection_request__descriptor.name);
+			return CODE(INVALID_ARGUMENT);
+		}
+	}
 	a = calloc(1, sizeof(*a));
 	if (a == NULL || !files_load(&a->files)) {
 		snprintf(why, GRPC_REFLECT_WHY_MAX, "out of memory for the descriptors");
