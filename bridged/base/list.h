@@ -53,4 +53,17 @@ static inline void list_del(struct list_node *n)
 	list_node_init(n);
 }
 
+/* Move every element of from to the empty head to (to's order kept); from is left empty. */
+static inline void list_move_all(struct list_node *from, struct list_node *to)
+{
+	list_init(to);
+	if (list_empty(from))
+		return;
+	to->next = from->next;
+	to->prev = from->prev;
+	to->next->prev = to;
+	to->prev->next = to;
+	list_init(from);
+}
+
 #endif

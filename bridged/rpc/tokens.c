@@ -279,21 +279,28 @@ static void on_persisted(const store_result *res, void *data)
 			store_strerror(res->status));
 }
 
+/* The store's view of s (borrowing its tokens). */
+static void session_view(const tok_profile *tp, const struct session *s, store_session *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	ss->profile = tp->name;
+	ss->customer_ref = s->ref;
+	ss->access_token = (const char *)s->access->data;
+	ss->access_len = s->access->len;
+	ss->access_expiry = (int64_t)s->access_until;
+	ss->refresh_token = s->refresh != NULL ? (const char *)s->refresh->data : "";
+	ss->refresh_len = s->refresh != NULL ? s->refresh->len : 0;
+	ss->refresh_expiry = (int64_t)s->refresh_until;
+}
+
 static void session_persist(tok_profile *tp, const struct session *s)
 {
-	store_session ss = { 0 };
+	store_session ss;
 	int rc;
 
 	if (tp->t->st == NULL || s->access == NULL)
 		return;
-	ss.profile = tp->name;
-	ss.customer_ref = s->ref;
-	ss.access_token = (const char *)s->access->data;
-	ss.access_len = s->access->len;
-	ss.access_expiry = (int64_t)s->access_until;
-	ss.refresh_token = s->refresh != NULL ? (const char *)s->refresh->data : "";
-	ss.refresh_len = s->refresh != NULL ? s->refresh->len : 0;
-	ss.refresh_expiry = (int64_t)s->refresh_until;
+	session_view(tp, s, &ss);
 	rc = store_session_put(tp->t->st, &ss, on_persisted, NULL);
 	if (rc != 0)
 		log_msg(LOG_LVL_ERROR, "customer session not saved in the state database: %s",
@@ -546,32 +553,18 @@ static int open_put(tok_profile *tp, const char *ref, struct list_node *waiters,
 {
 	const struct session *s = session_find(tp, ref);
 	struct open_put *op;
-	store_session ss = { 0 };
+	store_session ss;
 
 	if (s == NULL || s->access == NULL || (op = calloc(1, sizeof(*op))) == NULL)
 		return -1;
-	ss.profile = tp->name;
-	ss.customer_ref = s->ref;
-	ss.access_token = (const char *)s->access->data;
-	ss.access_len = s->access->len;
-	ss.access_expiry = (int64_t)s->access_until;
-	ss.refresh_token = s->refresh != NULL ? (const char *)s->refresh->data : "";
-	ss.refresh_len = s->refresh != NULL ? s->refresh->len : 0;
-	ss.refresh_expiry = (int64_t)s->refresh_until;
+	session_view(tp, s, &ss);
 	op->res = *res;
 	copy_str(op->ref, sizeof(op->ref), ref);
-	list_init(&op->waiters);
 	if (store_session_put(tp->t->st, &ss, on_open_put, op) != 0) {
 		free(op);
 		return -1;
 	}
-	if (!list_empty(waiters)) {
-		op->waiters.next = waiters->next;
-		op->waiters.prev = waiters->prev;
-		op->waiters.next->prev = &op->waiters;
-		op->waiters.prev->next = &op->waiters;
-		list_init(waiters);
-	}
+	list_move_all(waiters, &op->waiters);
 	return 0;
 }
 
@@ -650,14 +643,7 @@ wake:
 	/* Detach the waiters first: their callbacks may queue new waits. */
 	f_kind = f->kind;
 	copy_str(f_ref, sizeof(f_ref), f->ref);
-	list_init(&waiters);
-	if (!list_empty(&f->waiters)) {
-		waiters.next = f->waiters.next;
-		waiters.prev = f->waiters.prev;
-		waiters.next->prev = &waiters;
-		waiters.prev->next = &waiters;
-		list_init(&f->waiters);
-	}
+	list_move_all(&f->waiters, &waiters);
 	fetch_free(f);
 	if (tp != NULL && f_kind == FETCH_OPEN && res.status == 0 && fleet_on(tp) &&
 	    open_put(tp, f_ref, &waiters, &res) == 0)
@@ -765,21 +751,9 @@ static void fleet_finish(struct fleet_op *op, const tok_result *r)
 
 	if (op->wait_t0 != 0 && op->t != NULL)
 		counters_fleet_wait((uv_now(op->t->loop) - op->wait_t0) * 1000u);
-	list_init(&waiters);
-	if (!list_empty(&op->waiters)) {
-		waiters.next = op->waiters.next;
-		waiters.prev = op->waiters.prev;
-		waiters.next->prev = &waiters;
-		waiters.prev->next = &waiters;
-		list_init(&op->waiters);
-	}
+	list_move_all(&op->waiters, &waiters);
 	fleet_op_free(op);
-	while (!list_empty(&waiters)) {
-		tok_wait *w = list_entry(waiters.next, tok_wait, node);
-
-		list_del(&w->node);
-		w->fn(w, r);
-	}
+	wake_all(&waiters, r);
 }
 
 static void fleet_fail(struct fleet_op *op, int status, const char *msg)
@@ -1117,21 +1091,9 @@ static void sess_finish(struct sess_op *op, int status, const char *msg)
 		if (s != NULL)
 			s->fleet_checked = uv_now(op->t->loop) + 1;
 	}
-	list_init(&waiters);
-	if (!list_empty(&op->waiters)) {
-		waiters.next = op->waiters.next;
-		waiters.prev = op->waiters.prev;
-		waiters.next->prev = &waiters;
-		waiters.prev->next = &waiters;
-		list_init(&op->waiters);
-	}
+	list_move_all(&op->waiters, &waiters);
 	sess_op_free(op);
-	while (!list_empty(&waiters)) {
-		tok_wait *w = list_entry(waiters.next, tok_wait, node);
-
-		list_del(&w->node);
-		w->fn(w, &r);
-	}
+	wake_all(&waiters, &r);
 }
 
 /* The session as the database has it, into this daemon's table (replacing
@@ -1204,7 +1166,7 @@ static void on_sess_fetched(tok_wait *w, const tok_result *r)
 	struct sess_op *op = list_entry(w, struct sess_op, fetch_wait);
 	tok_profile *tp = op->tp;
 	struct session *s = tp != NULL ? session_find(tp, op->ref) : NULL;
-	store_session ss = { 0 };
+	store_session ss;
 
 	if (r->status != 0 || s == NULL || s->access == NULL) {
 		/* a refused refresh token: the session is over everywhere */
@@ -1213,14 +1175,7 @@ static void on_sess_fetched(tok_wait *w, const tok_result *r)
 		sess_finish(op, r->status != 0 ? r->status : TOK_ERR_NO_SESSION, r->response_message);
 		return;
 	}
-	ss.profile = tp->name;
-	ss.customer_ref = s->ref;
-	ss.access_token = (const char *)s->access->data;
-	ss.access_len = s->access->len;
-	ss.access_expiry = (int64_t)s->access_until;
-	ss.refresh_token = s->refresh != NULL ? (const char *)s->refresh->data : "";
-	ss.refresh_len = s->refresh != NULL ? s->refresh->len : 0;
-	ss.refresh_expiry = (int64_t)s->refresh_until;
+	session_view(tp, s, &ss);
 	op->stage = FLEET_PUBLISH;
 	if (store_session_refreshed(op->t->st, &ss, on_sess_row, op) != 0) {
 		log_msg(LOG_LVL_WARNING, "fleet: the refreshed session %s was not stored", op->ref);
