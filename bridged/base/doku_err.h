@@ -7,7 +7,7 @@
  * (enum sealed_err, store_err, up_status, tok_err) are named subsets of this
  * one: their members are aliases of DOKU_ERR_* values. Codes of the RPC
  * protocol (doku.bridge.v1.Code) appear only at the RPC edge (rpc/call.c,
- * rpc/outcome.c, rpc/admit.c, rpc/local.c), converted from these. */
+ * rpc/reply.c, rpc/admit.c, rpc/local.c), converted from these. */
 #ifndef DOKU_BASE_DOKU_ERR_H
 #define DOKU_BASE_DOKU_ERR_H
 

@@ -20,7 +20,7 @@
 #include "clock.h"
 #include "log.h"
 #include "text.h"
-#include "outcome.h"
+#include "reply.h"
 #include "reconcile.h"
 #include "snap_answer.h"
 #include "snap_code.h"
@@ -361,8 +361,8 @@ static void log_line(const call *c)
 	lc.http = c->http;
 	lc.response_code = c->response_code;
 	lc.duration_us = clock_mono_us() - c->start_us;
-	lc.outcome = outcome_name(c->outcome);
-	lc.code = outcome_code_name(c->code);
+	lc.outcome = reply_outcome_name(c->outcome);
+	lc.code = reply_code_name(c->code);
 	lc.message = c->code != CODE(OK) || c->outcome == OUT(UNKNOWN) ? c->status : NULL;
 	lc.retries = c->retries;
 	lc.detached = c->detached;
@@ -560,7 +560,7 @@ static int journal_intent(call *c)
 
 	if (!c->m->money || j == NULL || !journal_on(j))
 		return 0;
-	if (reconcile_keys_of(c->m->ep, c->req, &k) != 0)
+	if (methods_keys(c->m, c->req, &k) != 0)
 		return STORE_ERR_INVALID;
 	a.id = c->journal_id;
 	a.method = c->m->name;
@@ -598,7 +598,7 @@ static void token_refused(call *c, const tok_result *r)
 		     c->ref, r != NULL ? r->response_message : "-");
 		return;
 	}
-	fail(c, http == 401 ? CODE(UNAUTHENTICATED) : outcome_code_for_http(http),
+	fail(c, http == 401 ? CODE(UNAUTHENTICATED) : reply_code_for_http(http),
 	     "DOKU refused the token request: %s", r != NULL ? r->response_message : "-");
 }
 
@@ -788,8 +788,8 @@ static void on_upstream(up_req *r)
 {
 	call *c = r->data;
 	const method *m = c->m;
-	struct outcome_in in = { r->status, r->sent, 0, NULL };
-	struct outcome_out out;
+	struct reply_exchange in = { r->status, r->sent, 0, NULL };
+	struct reply_verdict out;
 	snap_answer a = { 0 };
 	snap_code rc;
 	bool have_rc = false;
@@ -833,7 +833,7 @@ static void on_upstream(up_req *r)
 		}
 	}
 	in.rc = have_rc ? &rc : NULL;
-	outcome_map(&in, &out);
+	reply_outcome(&in, &out);
 	c->code = out.code;
 	c->outcome = out.outcome;
 	if (r->status != UP_OK)

@@ -3,14 +3,14 @@
 
 #include "bridge.h"
 #include "journal.h"
-#include "outcome.h"
+#include "reply.h"
 #include "server.h"
 #include "store.h"
 #include "tokens.h"
 
 static const counters_labels labels = {
-	.code_name = outcome_code_name,
-	.outcome_name = outcome_name,
+	.code_name = reply_code_name,
+	.outcome_name = reply_outcome_name,
 };
 
 int exposition_render(const struct bridge *b, unsigned own_calls, snap_buf *out)

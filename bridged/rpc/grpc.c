@@ -14,7 +14,6 @@
 #include "grpc_reflect.h"
 #include "list.h"
 #include "log.h"
-#include "outcome.h"
 #include "reply.h"
 #include "snap_frame.h"
 #include "tokens.h"
@@ -185,7 +184,7 @@ static void refuse_http(struct gstream *s, const char *status, int code, const c
 	(void)h2_end(conn_h2(g->conn), s->id, f, n, now_ms(s));
 	log_msg(LOG_LVL_WARNING, "grpc conn=%llu uid=%lu stream=%d %.64s: refused before a call: %s %s",
 		(unsigned long long)conn_number(g->conn), (unsigned long)conn_peer(g->conn)->uid, s->id,
-		s->path[0] ? s->path : "-", outcome_code_name(code), why);
+		s->path[0] ? s->path : "-", reply_code_name(code), why);
 }
 
 __attribute__((format(printf, 3, 4)))
@@ -256,7 +255,7 @@ static void end_with_facts(struct gstream *s, int code, const char *status, cons
 	}
 	if (f != NULL) {
 		if (f->outcome != OUT(UNSPECIFIED))
-			t[n++] = FIELD("x-doku-outcome", outcome_name(f->outcome));
+			t[n++] = FIELD("x-doku-outcome", reply_outcome_name(f->outcome));
 		if (f->http != 0) {
 			snprintf(v[V_HTTP], sizeof(v[V_HTTP]), "%u", f->http);
 			t[n++] = FIELD("x-doku-http-status", v[V_HTTP]);
@@ -365,7 +364,7 @@ static void fail(struct gstream *s, int code, const char *fmt, ...)
 	log_msg(LOG_LVL_WARNING, "grpc conn=%llu uid=%lu stream=%d %.64s: ended: %s %s",
 		(unsigned long long)conn_number(s->g->conn),
 		(unsigned long)conn_peer(s->g->conn)->uid, s->id, s->path,
-		outcome_code_name(code), why);
+		reply_code_name(code), why);
 }
 
 /* Server reflection: one ServerReflectionRequest is in (s->msg); its answer

@@ -11,6 +11,7 @@
 #include "local.h"
 #include "log.h"
 #include "reconcile.h"
+#include "snap_err.h"
 
 /* The token endpoints (not RPCs: the daemon's own requests, tokens.h). */
 #define B2B_TOKEN_ENDPOINT "AccessTokenB2B"
@@ -113,6 +114,45 @@ static const ProtobufCFieldDescriptor *string_field(const ProtobufCMessageDescri
 	return f;
 }
 
+static const ProtobufCFieldDescriptor *message_field(const ProtobufCMessageDescriptor *d,
+						     const char *name)
+{
+	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
+
+	if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
+		return NULL;
+	return f;
+}
+
+/* The request fields of m's money rule, resolved once. 0 or -EINVAL. */
+static int resolve_keys(method *m)
+{
+	const reconcile_rule *r = m->rule;
+	const ProtobufCMessageDescriptor *amount;
+
+	if (m->ref_field == NULL || strcmp(m->ref_field->name, r->key_field) != 0)
+		goto bad;
+	if (r->original_field != NULL) {
+		m->original_field = string_field(m->input, r->original_field);
+		if (m->original_field == NULL)
+			goto bad;
+	}
+	if (r->amount_field != NULL) {
+		m->amount_field = message_field(m->input, r->amount_field);
+		if (m->amount_field == NULL)
+			goto bad;
+		amount = m->amount_field->descriptor;
+		m->amount_value = string_field(amount, "value");
+		m->amount_currency = string_field(amount, "currency");
+		if (m->amount_value == NULL || m->amount_currency == NULL)
+			goto bad;
+	}
+	return 0;
+bad:
+	log_msg(LOG_LVL_ERROR, "methods: %s: its money rule names a field its request lacks", m->name);
+	return -EINVAL;
+}
+
 int methods_init(void)
 {
 	const ProtobufCServiceDescriptor *svc = &doku__wallet__v1__wallet__descriptor;
@@ -191,6 +231,8 @@ int methods_init(void)
 				m->rule->original_method);
 			return -EINVAL;
 		}
+		if (resolve_keys(m) != 0)
+			return -EINVAL;
 		m->rule->ep = m->ep;
 		m->rule->original_ep = orig != NULL ? orig->ep : NULL;
 		m->rule->status_ep = m->status->ep;
@@ -253,6 +295,38 @@ unsigned methods_count(void)
 const method *methods_at(unsigned i)
 {
 	return i < NROWS ? &rows[i] : NULL;
+}
+
+/* The string field f of msg, "" when unset. */
+static const char *string_or_empty(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+	const char *s = *(const char *const *)(const void *)((const char *)msg + f->offset);
+
+	return s != NULL ? s : "";
+}
+
+int methods_keys(const method *m, const ProtobufCMessage *req, reconcile_keys *out)
+{
+	const ProtobufCMessage *amount = NULL;
+
+	memset(out, 0, sizeof(*out));
+	if (m == NULL || !m->money || req == NULL || req->descriptor != m->input)
+		return SNAP_ERR_INVALID;
+	out->partner_reference_no = string_or_empty(req, m->ref_field);
+	out->original_reference_no =
+		m->original_field != NULL ? string_or_empty(req, m->original_field) : "";
+	out->amount_value = "";
+	out->amount_currency = "";
+	if (m->amount_field != NULL)
+		amount = *(const ProtobufCMessage *const *)(const void *)((const char *)req +
+									  m->amount_field->offset);
+	if (amount != NULL) {
+		out->amount_value = string_or_empty(amount, m->amount_value);
+		out->amount_currency = string_or_empty(amount, m->amount_currency);
+	}
+	if (out->partner_reference_no[0] == '\0')
+		return SNAP_ERR_MISSING;
+	return 0;
 }
 
 const char *methods_string_field(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)

@@ -59,13 +59,23 @@ typedef struct method {
 	const snap_endpoint *ep;      /* NULL for LOCAL */
 	bool money;                   /* SNAP_EP_MONEY */
 	const struct method *status;  /* money: the row of the RPC that tells its outcome */
-	const ProtobufCFieldDescriptor *ref_field; /* the request's partner reference, or NULL */
+	const ProtobufCFieldDescriptor *ref_field; /* the request's partner reference, or NULL;
+						      money: the rule's key field */
+	const ProtobufCFieldDescriptor *original_field; /* money: the rule's original field, or NULL */
+	const ProtobufCFieldDescriptor *amount_field;   /* money: the rule's Amount field, or NULL */
+	const ProtobufCFieldDescriptor *amount_value, *amount_currency; /* the Amount's strings */
 	const ProtobufCFieldDescriptor *required_field; /* SESSION_OPEN: its grant (auth_code) */
 } method;
 
 /* Resolve and check the table, and hand the ACL its name lookup
  * (config_method_lookup). 0 or -EINVAL (with a log line naming the row). */
 int methods_init(void);
+
+/* The journal keys of req, a request of m's: pointers into req ("" for an
+ * unset field), by the fields methods_init resolved from m's money rule.
+ * 0, SNAP_ERR_INVALID (m does not move money, or req is not its request),
+ * SNAP_ERR_MISSING (the key field is empty). */
+int methods_keys(const method *m, const ProtobufCMessage *req, reconcile_keys *out);
 
 /* The row for a full method name name[0..len); NULL if unknown. */
 const method *methods_find(const char *name, size_t len);

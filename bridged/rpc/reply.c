@@ -1,10 +1,109 @@
-/* Reply frames. */
+/* The code and outcome of an exchange with DOKU; Reply frames. */
 #include "reply.h"
 
 #include <errno.h>
 #include <stdint.h>
 
 #include "doku/bridge/v1/bridge.pb-c.h"
+#include "doku_err.h"
+#include "upstream.h"
+
+#define C(x) DOKU__BRIDGE__V1__CODE__##x
+#define O(x) DOKU__BRIDGE__V1__OUTCOME__OUTCOME_##x
+
+/* ---- the code and outcome -------------------------------------------------------------------- */
+
+int reply_code_for_http(int http)
+{
+	switch (http) {
+	case 400: return C(INVALID_ARGUMENT);
+	case 401: return C(UNAUTHENTICATED);
+	case 403: return C(FAILED_PRECONDITION);
+	case 404: return C(NOT_FOUND);
+	case 409: return C(ALREADY_EXISTS);
+	case 429: return C(RESOURCE_EXHAUSTED);
+	case 500: return C(INTERNAL);
+	case 504: return C(DEADLINE_EXCEEDED);
+	default: break;
+	}
+	if (http >= 200 && http < 300)
+		return C(OK);
+	if (http >= 400 && http < 500)
+		return C(FAILED_PRECONDITION);
+	if (http >= 500 && http < 600)
+		return C(UNAVAILABLE);
+	return C(UNKNOWN);
+}
+
+void reply_outcome(const struct reply_exchange *in, struct reply_verdict *out)
+{
+	int http;
+
+	switch (in->transport) { /* an enum up_status: values of doku_err.h */
+	case DOKU_OK:
+		break;
+	case DOKU_ERR_CANCELLED:
+		out->code = C(CANCELLED);
+		out->outcome = in->sent ? O(UNKNOWN) : O(NOT_DONE);
+		return;
+	case DOKU_ERR_TIMEOUT:
+		out->code = C(DEADLINE_EXCEEDED);
+		out->outcome = in->sent ? O(UNKNOWN) : O(NOT_DONE);
+		return;
+	case DOKU_ERR_TOO_BIG:
+		out->code = C(INTERNAL);
+		out->outcome = O(UNKNOWN);
+		return;
+	case DOKU_ERR_INTERNAL:
+		out->code = C(INTERNAL);
+		out->outcome = O(NOT_DONE);
+		return;
+	default: /* DOKU_ERR_CONNECT, DOKU_ERR_IO */
+		out->code = C(UNAVAILABLE);
+		out->outcome = in->sent ? O(UNKNOWN) : O(NOT_DONE);
+		return;
+	}
+	if (in->rc != NULL && snap_code_is_success(in->rc)) {
+		out->code = C(OK);
+		out->outcome = O(DONE);
+		return;
+	}
+	http = in->rc != NULL ? in->rc->http : (int)in->http;
+	if (http >= 200 && http < 300 && in->rc == NULL) {
+		/* an HTTP success without a readable responseCode */
+		out->code = C(UNKNOWN);
+		out->outcome = O(UNKNOWN);
+		return;
+	}
+	out->code = reply_code_for_http(http);
+	out->outcome = http >= 400 && http < 500 ? O(NOT_DONE) : O(UNKNOWN);
+}
+
+const char *reply_code_name(int code)
+{
+	static const char *const names[] = {
+		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+		"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+		"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+		"UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+	};
+
+	if (code < 0 || code >= (int)(sizeof(names) / sizeof(names[0])))
+		return "?";
+	return names[code];
+}
+
+const char *reply_outcome_name(int outcome)
+{
+	switch (outcome) {
+	case O(DONE): return "DONE";
+	case O(NOT_DONE): return "NOT_DONE";
+	case O(UNKNOWN): return "UNKNOWN";
+	default: return "-";
+	}
+}
+
+/* ---- the Reply frame ------------------------------------------------------------------------- */
 
 static char *str(const char *s)
 {
@@ -21,7 +120,7 @@ static int put(conn *c, const Doku__Bridge__V1__Reply *r)
 		small = *r;
 		small.message.data = NULL;
 		small.message.len = 0;
-		small.code = DOKU__BRIDGE__V1__CODE__RESOURCE_EXHAUSTED;
+		small.code = C(RESOURCE_EXHAUSTED);
 		small.status_message = REPLY_TOO_BIG;
 		r = &small;
 		n = doku__bridge__v1__reply__get_packed_size(r);
@@ -84,9 +183,8 @@ int reply_stream_error(conn *c, enum conn_error err, const char *msg)
 {
 	Doku__Bridge__V1__Reply r = DOKU__BRIDGE__V1__REPLY__INIT;
 
-	r.code = err == CONN_ERR_FLAGS ? DOKU__BRIDGE__V1__CODE__INVALID_ARGUMENT :
-					  DOKU__BRIDGE__V1__CODE__RESOURCE_EXHAUSTED;
+	r.code = err == CONN_ERR_FLAGS ? C(INVALID_ARGUMENT) : C(RESOURCE_EXHAUSTED);
 	r.status_message = (char *)msg;
-	r.outcome = DOKU__BRIDGE__V1__OUTCOME__OUTCOME_NOT_DONE;
+	r.outcome = O(NOT_DONE);
 	return put(c, &r);
 }

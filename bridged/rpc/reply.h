@@ -1,5 +1,11 @@
-/* The Reply frame (doku.bridge.v1.Reply) of a call's result, packed straight
- * into its connection's output; and the error reply of a broken stream. */
+/* What a caller is told of its call: the code and outcome of an exchange
+ * with DOKU (docs/protocol.md), their names, and the Reply frame
+ * (doku.bridge.v1.Reply) packed straight into the connection's output.
+ *
+ * The outcome is a fact, never a guess: DONE only for DOKU's 2xx00 answer,
+ * NOT_DONE when the request certainly did not take effect (never sent, or
+ * refused with a 4xx), UNKNOWN otherwise (sent and no answer, 202, 5xx, an
+ * answer that cannot be read). The mapping and the names are pure functions. */
 #ifndef DOKU_RPC_REPLY_H
 #define DOKU_RPC_REPLY_H
 
@@ -10,6 +16,31 @@
 
 #include "conn.h"
 #include "snap_arena.h"
+#include "snap_code.h"
+
+struct reply_exchange {
+	int transport;        /* enum up_status of the last attempt (UP_OK: DOKU answered) */
+	bool sent;            /* the last attempt may have reached DOKU */
+	unsigned http;        /* HTTP status of the answer */
+	const snap_code *rc;  /* its responseCode; NULL when it had none */
+};
+
+struct reply_verdict {
+	int code;             /* doku.bridge.v1.Code */
+	int outcome;          /* doku.bridge.v1.Outcome */
+};
+
+/* The code and outcome of one exchange with DOKU. */
+void reply_outcome(const struct reply_exchange *in, struct reply_verdict *out);
+
+/* The gRPC code for an HTTP status class of a SNAP answer (4xx, 5xx). */
+int reply_code_for_http(int http);
+
+/* "OK" ... "UNAUTHENTICATED"; "?" when out of range. */
+const char *reply_code_name(int code);
+
+/* "DONE", "NOT_DONE", "UNKNOWN", "-". */
+const char *reply_outcome_name(int outcome);
 
 /* What a Reply says. Strings may be NULL (sent as ""). */
 typedef struct reply_facts {

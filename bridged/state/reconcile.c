@@ -95,45 +95,6 @@ static const char *string_of(const ProtobufCMessage *m, const char *name)
 	return v != NULL ? v : "";
 }
 
-static const ProtobufCMessage *message_of(const ProtobufCMessage *m, const char *name)
-{
-	const ProtobufCFieldDescriptor *f = field_of(m->descriptor, name, PROTOBUF_C_TYPE_MESSAGE);
-
-	if (f == NULL)
-		return NULL;
-	return *(const ProtobufCMessage *const *)((const char *)m + f->offset);
-}
-
-/* ---- the journal keys of a request ---- */
-
-int reconcile_keys_of(const snap_endpoint *ep, const ProtobufCMessage *msg, reconcile_keys *out)
-{
-	const reconcile_rule *r = ep != NULL ? rule_of(ep->name) : NULL;
-	const ProtobufCMessage *amount;
-
-	memset(out, 0, sizeof(*out));
-	if (r == NULL || !(ep->flags & SNAP_EP_MONEY) || msg == NULL ||
-	    msg->descriptor != ep->request)
-		return SNAP_ERR_INVALID;
-	out->partner_reference_no = string_of(msg, r->key_field);
-	out->original_reference_no = r->original_field != NULL ? string_of(msg, r->original_field)
-							       : "";
-	out->amount_value = "";
-	out->amount_currency = "";
-	amount = r->amount_field != NULL ? message_of(msg, r->amount_field) : NULL;
-	if (amount != NULL) {
-		const char *v = string_of(amount, "value"), *c = string_of(amount, "currency");
-
-		out->amount_value = v != NULL ? v : "";
-		out->amount_currency = c != NULL ? c : "";
-	}
-	if (out->partner_reference_no == NULL || out->original_reference_no == NULL)
-		return SNAP_ERR_INVALID;
-	if (out->partner_reference_no[0] == '\0')
-		return SNAP_ERR_MISSING;
-	return 0;
-}
-
 /* ---- the status request ---- */
 
 /* The value a reconcile_field names, "" when row has none. buf holds rendered values. */

@@ -83,7 +83,7 @@ typedef struct reconcile_rule {
 void reconcile_rule_lookup(const reconcile_rule *(*rule_of)(const char *method));
 
 /* The journal fields of a money-moving request; pointers into its message
- * ("" when the request has none). */
+ * ("" when the request has none): the RPC table reads them (methods_keys). */
 typedef struct reconcile_keys {
 	const char *partner_reference_no;  /* the idempotency key: partnerReferenceNo,
 					      partnerRefundNo (Refund), or the purchase's
@@ -92,11 +92,6 @@ typedef struct reconcile_keys {
 	const char *amount_value;
 	const char *amount_currency;
 } reconcile_keys;
-
-/* The keys of msg, a request of the money-moving endpoint ep.
- * 0, SNAP_ERR_INVALID (ep does not move money, or msg is not its request),
- * SNAP_ERR_MISSING (the key field is empty). */
-int reconcile_keys_of(const snap_endpoint *ep, const ProtobufCMessage *msg, reconcile_keys *out);
 
 /* The request field (proto name) that is the idempotency key of method's
  * requests; NULL when method does not move money. */

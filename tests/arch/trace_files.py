@@ -7,7 +7,9 @@ TRACE is a file written by tests/arch/trace_hook.c ("FN SITE" lines in hex,
 "mark N" lines between windows), BINARY the doku-bridged that wrote it. The
 window N is what was entered between "mark N-1" and "mark N" (default: every
 window after the first mark). For each window: the distinct files of bridged/
-entered, in first-entry order, those of bridged/snap/ apart, and the number
+entered, in first-entry order: the daemon's layers (io/, state/, rpc/,
+daemon/), and apart the libraries under them that every layer uses (base/:
+configuration, log, clock, counters, lists; snap/: the protocol), and the number
 of calls from a function of one file to one of another. Addresses become
 files with one run of addr2line -f over all of them.
 """
@@ -17,6 +19,12 @@ import subprocess
 import sys
 
 from check_calls import source_dir
+
+
+def layer(f):
+    """"base" or "snap" for the libraries under the daemon's layers, else None."""
+    top = f.split(os.sep, 1)[0]
+    return top if top in ("base", "snap") else None
 
 
 def windows(path):
@@ -99,8 +107,10 @@ def main():
               % (name or "window %s" % n, int(n) - 1, n, len(entries),
                  len({fn for fn, _ in entries}),
                  ", %d LOST before it" % lost[int(n)] if int(n) in lost else ""))
-        for title, snap in (("bridged/ files", False), ("bridged/snap/ files", True)):
-            files = [f for f in first if f.startswith("snap" + os.sep) == snap]
+        for title, below in (("the daemon's files (io/, state/, rpc/, daemon/)", None),
+                             ("its base library (bridged/base/)", "base"),
+                             ("the SNAP library (bridged/snap/)", "snap")):
+            files = [f for f in first if layer(f) == below]
             print("  %s, in first-entry order: %d" % (title, len(files)))
             for f in files:
                 print("    %-24s %6d entries, first %s" % (f, first[f][0], first[f][1]))

@@ -1,8 +1,8 @@
-/* outcome.c: DOKU's answers and transport failures -> gRPC code + outcome. */
+/* rpc/reply.c: DOKU's answers and transport failures -> gRPC code + outcome. */
 #include "daemon_test.h"
 
 #include "doku/bridge/v1/bridge.pb-c.h"
-#include "outcome.h"
+#include "reply.h"
 #include "upstream.h"
 
 #define C(x) DOKU__BRIDGE__V1__CODE__##x
@@ -11,17 +11,17 @@
 static void check(int transport, bool sent, unsigned http, const char *rc, int code, int outcome)
 {
 	snap_code parsed;
-	struct outcome_in in = { transport, sent, http, NULL };
-	struct outcome_out out;
+	struct reply_exchange in = { transport, sent, http, NULL };
+	struct reply_verdict out;
 
 	if (rc != NULL) {
 		assert_int_equal(snap_code_parse(rc, strlen(rc), &parsed), 0);
 		in.rc = &parsed;
 	}
-	outcome_map(&in, &out);
+	reply_outcome(&in, &out);
 	if (out.code != code || out.outcome != outcome)
 		fprintf(stderr, "transport %d sent %d http %u rc %s: got %s/%s\n", transport, sent, http,
-			rc ? rc : "-", outcome_code_name(out.code), outcome_name(out.outcome));
+			rc ? rc : "-", reply_code_name(out.code), reply_outcome_name(out.outcome));
 	assert_int_equal(out.code, code);
 	assert_int_equal(out.outcome, outcome);
 }
@@ -66,10 +66,10 @@ static void test_transport(void **state)
 static void test_names(void **state)
 {
 	(void)state;
-	assert_string_equal(outcome_code_name(C(OK)), "OK");
-	assert_string_equal(outcome_code_name(C(UNAUTHENTICATED)), "UNAUTHENTICATED");
-	assert_string_equal(outcome_code_name(17), "?");
-	assert_string_equal(outcome_name(O(UNKNOWN)), "UNKNOWN");
+	assert_string_equal(reply_code_name(C(OK)), "OK");
+	assert_string_equal(reply_code_name(C(UNAUTHENTICATED)), "UNAUTHENTICATED");
+	assert_string_equal(reply_code_name(17), "?");
+	assert_string_equal(reply_outcome_name(O(UNKNOWN)), "UNKNOWN");
 }
 
 int main(void)

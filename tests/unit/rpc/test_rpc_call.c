@@ -506,7 +506,7 @@ static void test_topup_timeout_unknown_then_journal(void **state)
 
 	fake_up_fail(e->b.up, n, UP_ERR_TIMEOUT, true);
 	run_until_done(e, &r);
-	assert_int_equal(r.code, CODE(DEADLINE_EXCEEDED)); /* outcome.c: UP_ERR_TIMEOUT */
+	assert_int_equal(r.code, CODE(DEADLINE_EXCEEDED)); /* reply.c: UP_ERR_TIMEOUT */
 	assert_int_equal(r.outcome, OUT(UNKNOWN));
 	assert_int_equal(r.http, 0);
 	assert_string_equal(r.external_id, extid);

@@ -68,59 +68,6 @@ static void test_table_complete(void **state)
 	assert_false(reconcile_needs_original("Nope"));
 }
 
-static void test_keys_of(void **state)
-{
-	Doku__Wallet__V1__Amount amount = DOKU__WALLET__V1__AMOUNT__INIT;
-	Doku__Wallet__V1__TransferToBankRequest tr = DOKU__WALLET__V1__TRANSFER_TO_BANK_REQUEST__INIT;
-	Doku__Wallet__V1__TopUpRequest tu = DOKU__WALLET__V1__TOP_UP_REQUEST__INIT;
-	Doku__Wallet__V1__PurchaseRequest pu = DOKU__WALLET__V1__PURCHASE_REQUEST__INIT;
-	Doku__Wallet__V1__CancelPurchaseRequest ca = DOKU__WALLET__V1__CANCEL_PURCHASE_REQUEST__INIT;
-	Doku__Wallet__V1__RefundPurchaseRequest re = DOKU__WALLET__V1__REFUND_PURCHASE_REQUEST__INIT;
-	Doku__Wallet__V1__GetBalanceRequest gb = DOKU__WALLET__V1__GET_BALANCE_REQUEST__INIT;
-	reconcile_keys k;
-
-	(void)state;
-	amount.value = "10000.00";
-	amount.currency = "IDR";
-	tr.partner_reference_no = "TR-1";
-	tr.amount = &amount;
-	assert_int_equal(reconcile_keys_of(snap_endpoint_by_name("TransferToBank"), &tr.base, &k), 0);
-	assert_string_equal(k.partner_reference_no, "TR-1");
-	assert_string_equal(k.original_reference_no, "");
-	assert_string_equal(k.amount_value, "10000.00");
-	assert_string_equal(k.amount_currency, "IDR");
-	tu.partner_reference_no = "TU-1";
-	assert_int_equal(reconcile_keys_of(snap_endpoint_by_name("TopUp"), &tu.base, &k), 0);
-	assert_string_equal(k.partner_reference_no, "TU-1");
-	assert_string_equal(k.amount_value, ""); /* no amount */
-	pu.partner_reference_no = "PU-1";
-	pu.amount = &amount;
-	assert_int_equal(reconcile_keys_of(snap_endpoint_by_name("Purchase"), &pu.base, &k), 0);
-	assert_string_equal(k.partner_reference_no, "PU-1");
-	/* a cancel is keyed by the purchase it cancels */
-	ca.original_partner_reference_no = "PU-1";
-	assert_int_equal(reconcile_keys_of(snap_endpoint_by_name("CancelPurchase"), &ca.base, &k), 0);
-	assert_string_equal(k.partner_reference_no, "PU-1");
-	assert_string_equal(k.original_reference_no, "PU-1");
-	/* a refund by its own refund number */
-	re.original_partner_reference_no = "PU-1";
-	re.partner_refund_no = "RF-1";
-	re.refund_amount = &amount;
-	assert_int_equal(reconcile_keys_of(snap_endpoint_by_name("RefundPurchase"), &re.base, &k), 0);
-	assert_string_equal(k.partner_reference_no, "RF-1");
-	assert_string_equal(k.original_reference_no, "PU-1");
-	assert_string_equal(k.amount_value, "10000.00");
-	/* refused */
-	re.partner_refund_no = "";
-	assert_int_equal(reconcile_keys_of(snap_endpoint_by_name("RefundPurchase"), &re.base, &k),
-			 SNAP_ERR_MISSING);
-	assert_int_equal(reconcile_keys_of(snap_endpoint_by_name("Purchase"), &tr.base, &k),
-			 SNAP_ERR_INVALID);
-	gb.partner_reference_no = "GB-1";
-	assert_int_equal(reconcile_keys_of(snap_endpoint_by_name("GetBalance"), &gb.base, &k),
-			 SNAP_ERR_INVALID);
-}
-
 /* The string field name of m ("" when unset). */
 static const char *field(const ProtobufCMessage *m, const char *name)
 {
@@ -499,7 +446,6 @@ int main(void)
 		return 1;
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table_complete),
-		cmocka_unit_test(test_keys_of),
 		cmocka_unit_test(test_request),
 		cmocka_unit_test(test_read_every_status),
 		cmocka_unit_test(test_read_transaction_names),
