@@ -78,6 +78,7 @@ struct tok_profile {
 	struct session **buckets;
 	unsigned nbuckets, nsessions;
 	unsigned max_sessions;
+	unsigned evict_hand;        /* a fleet's: the bucket sessions_room looks at next */
 };
 
 /* One request of a fleet daemon for the fleet's B2B token (a shared store):
@@ -262,6 +263,33 @@ static void sessions_sweep(tok_profile *tp, time_t now)
 			pp = &s->next;
 		}
 	}
+}
+
+/* Room in the table for one more session: 0, or TOK_ERR_LIMIT. Lapsed
+ * sessions go first. A fleet's table is a cache of the database's (every use
+ * asks the database), so when it is still full one entry not being refreshed
+ * goes too, taken round the buckets in turn; it is read back when used. A
+ * single daemon's table is its sessions: max_customer_sessions refuses. */
+static int sessions_room(tok_profile *tp, time_t now)
+{
+	if (tp->nsessions < tp->max_sessions)
+		return 0;
+	sessions_sweep(tp, now);
+	if (tp->nsessions < tp->max_sessions)
+		return 0;
+	if (!fleet_on(tp))
+		return TOK_ERR_LIMIT;
+	for (unsigned n = 0; n < tp->nbuckets; n++) {
+		unsigned i = tp->evict_hand++ & (tp->nbuckets - 1);
+
+		for (struct session *e = tp->buckets[i]; e != NULL; e = e->next) {
+			if (e->refreshing == NULL) {
+				session_forget(tp, e);
+				return 0;
+			}
+		}
+	}
+	return TOK_ERR_LIMIT; /* every one of them is being refreshed */
 }
 
 static void copy_str(char *dst, size_t dstsz, const char *src)
@@ -472,9 +500,7 @@ static int fetch_store(struct tok_fetch *f, const Doku__Wallet__V1__AccessTokenR
 		return s != NULL ? 0 : TOK_ERR_NO_SESSION;
 	}
 	if (s == NULL) {
-		if (tp->nsessions >= tp->max_sessions)
-			sessions_sweep(tp, now);
-		if (tp->nsessions >= tp->max_sessions ||
+		if (sessions_room(tp, now) != 0 ||
 		    (tp->nsessions >= tp->nbuckets && sessions_grow(tp) != 0)) {
 			secret_free(access);
 			secret_free(refresh);
@@ -1108,6 +1134,8 @@ static int sess_adopt(tok_profile *tp, const store_session *ss)
 
 	if (s != NULL)
 		session_forget(tp, s);
+	else if (sessions_room(tp, time(NULL)) != 0)
+		return TOK_ERR_LIMIT;
 	rc = tokens_session_restore(tp, ss);
 	if (rc != 0)
 		return rc;
@@ -1562,11 +1590,8 @@ int tokens_session_open(tok_profile *tp, config *cfg, const profile *p, const ch
 
 	if (!tokens_ref_valid(ref))
 		return TOK_ERR_NO_SESSION;
-	if (session_find(tp, ref) == NULL && tp->nsessions >= tp->max_sessions) {
-		sessions_sweep(tp, time(NULL));
-		if (tp->nsessions >= tp->max_sessions)
-			return TOK_ERR_LIMIT;
-	}
+	if (session_find(tp, ref) == NULL && sessions_room(tp, time(NULL)) != 0)
+		return TOK_ERR_LIMIT;
 	rc = fetch_start(tp, cfg, p, FETCH_OPEN, ref, auth_code, &f);
 	if (rc != 0)
 		return rc;

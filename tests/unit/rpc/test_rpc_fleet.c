@@ -3,7 +3,8 @@
  * its own fake upstream, one database. The B2B token is fetched by one
  * daemon and taken by the other; a refused token is replaced once (compare,
  * then refresh); a customer session opened through one daemon serves the
- * other and, closed through one, is refused by both.
+ * other and, closed through one, is refused by both; a full table of sessions
+ * makes room.
  *
  * Run through tests/tools/pg_run.sh (a throwaway PostgreSQL): each test gets
  * a database of its own, made with the superuser's PG* environment. */
@@ -49,7 +50,20 @@ static bool all_done(void *data)
 
 static unsigned db_seq;
 
+static int setup_with(void **state, const char *more);
+
 static int setup(void **state)
+{
+	return setup_with(state, "");
+}
+
+/* Each daemon's table holds two sessions. */
+static int setup_small(void **state)
+{
+	return setup_with(state, "max_customer_sessions = 2\n");
+}
+
+static int setup_with(void **state, const char *more)
 {
 	struct fleet *f = calloc(1, sizeof(*f));
 	const char *conninfo = getenv(PG_ENV_CONNINFO), *pw = getenv(PG_ENV_PASSWORD);
@@ -71,7 +85,7 @@ static int setup(void **state)
 		 "state_backend = postgres\n"
 		 "state_postgres = %s dbname=%s\n"
 		 "state_postgres_password_file = %s\n"
-		 "state_key_file = %s\n", conninfo, f->db, pw, key);
+		 "state_key_file = %s\n%s", conninfo, f->db, pw, key, more);
 	assert_int_equal(uv_loop_init(&f->loop), 0);
 	f->a = rt_env_new_at(true, extra, &f->loop);
 	f->b = rt_env_new_at(true, extra, &f->loop);
@@ -252,12 +266,65 @@ static void test_session_shared(void **state)
 	assert_null(tokens_session_value(f->a->tp, REF, &gen));
 }
 
+/* A fleet daemon's table is a cache of the database's sessions: full, it
+ * makes room instead of refusing (a bug once: max_customer_sessions refused
+ * the fleet's customers), and a session it let go is read back when used. */
+static void test_session_cache_full(void **state)
+{
+	struct fleet *f = *state;
+	static const char *const refs[] = { "cust-1", "cust-2", "cust-3" };
+	static const char *const access[] = { "acc-1", "acc-2", "acc-3" };
+	struct waited w[3] = { 0 };
+	struct waited *one[2] = { NULL, NULL };
+	tok_health h;
+	unsigned gen, before;
+	int rc;
+
+	for (unsigned i = 0; i < 3; i++) {
+		w[i].w.fn = on_waited;
+		one[0] = &w[i];
+		before = fake_up_count(f->a->b.up);
+		rc = tokens_session_open(f->a->tp, f->a->b.cfg, f->a->prof, refs[i], "auth", &w[i].w);
+		assert_int_equal(rc, 1);
+		rt_run_until_requests(f->a, before + 1);
+		rt_answer_b2b2c(f->a, before, access[i], "ref");
+		rt_run_until(f->a, all_done, one);
+		assert_int_equal(w[i].status, 0);
+		tokens_health(f->a->tp, &h);
+		assert_true(h.sessions <= 2);
+	}
+	/* every one of them serves, through either daemon, read from the database
+	   when it is not held; no token request */
+	for (unsigned k = 0; k < 2; k++) {
+		rt_env *e = k == 0 ? f->a : f->b;
+
+		before = fake_up_count(e->b.up);
+		for (unsigned i = 0; i < 3; i++) {
+			struct waited x = { 0 };
+
+			x.w.fn = on_waited;
+			one[0] = &x;
+			rc = tokens_session(e->tp, e->b.cfg, e->prof, refs[i], &x.w);
+			if (rc == 1)
+				rt_run_until(e, all_done, one);
+			else
+				x.status = rc;
+			assert_int_equal(x.status, 0);
+			assert_string_equal(tokens_session_value(e->tp, refs[i], &gen), access[i]);
+			tokens_health(e->tp, &h);
+			assert_true(h.sessions <= 2);
+		}
+		assert_int_equal(fake_up_count(e->b.up), before);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_b2b_single_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_b2b_compare_then_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_shared, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_session_cache_full, setup_small, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, rt_group_teardown);

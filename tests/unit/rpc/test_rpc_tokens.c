@@ -54,6 +54,13 @@ static int setup(void **state)
 	return 0;
 }
 
+/* The table holds two sessions (max_customer_sessions). */
+static int setup_small(void **state)
+{
+	*state = rt_env_new_at(false, "max_customer_sessions = 2\n", NULL);
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	rt_env_free(*state);
@@ -416,6 +423,35 @@ static void test_session_reopened_during_refresh(void **state)
 	assert_string_equal(tokens_session_value(e->tp, "cust-1", &gen), "acc-open");
 }
 
+/* A single daemon's table is its sessions: full of live ones, a new one is
+ * refused before any token request (the fleet's makes room: test_rpc_fleet);
+ * a session closed makes room. */
+static void test_sessions_limit(void **state)
+{
+	rt_env *e = *state;
+	struct waiter o;
+	unsigned gen;
+
+	rt_restore_session(e, "cust-1", "acc-1", "ref-1", 600);
+	rt_restore_session(e, "cust-2", "acc-2", "ref-2", 600);
+	waiter_init(&o);
+	assert_int_equal(tokens_session_open(e->tp, e->b.cfg, e->prof, "cust-3", "auth-3", &o.w),
+			 TOK_ERR_LIMIT);
+	assert_int_equal(fake_up_count(e->b.up), 0);
+	assert_non_null(tokens_session_value(e->tp, "cust-1", &gen));
+	assert_non_null(tokens_session_value(e->tp, "cust-2", &gen));
+
+	/* a session closed makes room */
+	assert_true(tokens_session_close(e->tp, "cust-2"));
+	assert_int_equal(tokens_session_open(e->tp, e->b.cfg, e->prof, "cust-3", "auth-3", &o.w), 1);
+	rt_answer_b2b2c(e, 0, "acc-3", "ref-3");
+	run_until_called(e, &o, 1);
+	assert_int_equal(o.last.status, 0);
+	assert_string_equal(tokens_session_value(e->tp, "cust-3", &gen), "acc-3");
+	assert_non_null(tokens_session_value(e->tp, "cust-1", &gen));
+	assert_null(tokens_session_value(e->tp, "cust-2", &gen));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +466,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session_refresh_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_close_during_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_reopened_during_refresh, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sessions_limit, setup_small, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, rt_group_setup, rt_group_teardown);
