@@ -150,7 +150,7 @@ enum stmt {
 	S_INTENT, S_FIND_KEY, S_FIND_REF, S_FIND_EXTERNAL, S_FIND_ID, S_OUTCOME, S_RECONCILED,
 	S_STATE_OF, S_DUE, S_ATTEMPT_SAVE, S_REISSUE, S_PRUNE,
 	S_B2B_GET, S_B2B_LEASE, S_B2B_PUBLISH, S_B2B_RELEASE, S_B2B_USED,
-	S_BEAT, S_ADOPT, S_LEAVE_PENDING, S_LEAVE, S_UNSURE,
+	S_BEAT, S_ADOPT, S_PRUNE_DAEMONS, S_LEAVE_PENDING, S_LEAVE, S_UNSURE,
 	S_IMP_SESSION, S_IMP_ROW, S_IMP_ATTEMPT, S_CMP_ATTEMPT,
 	S_COUNT
 };
@@ -250,6 +250,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	"recorded' END, 256) "
 	"WHERE state = 'PENDING' AND holder <> $1 AND NOT EXISTS (SELECT 1 FROM daemons d "
 	"WHERE d.holder = j.holder AND d.beat > " LIVE " - " MS("$3") ")",
+	/* a daemon that stopped beating long ago (killed, its pod gone) leaves its
+	   row; without one it is as dead to S_ADOPT as with it */
+	[S_PRUNE_DAEMONS] = "DELETE FROM daemons WHERE beat < " LIVE " - " MS("$1"),
 	[S_LEAVE_PENDING] = "UPDATE journal SET state = 'UNKNOWN', updated_ms = $2, "
 			    "next_attempt_ms = $2, detail = $3 WHERE state = 'PENDING' AND holder = $1",
 	/* its claims and leases go with it: the others need not wait for them to lapse */
@@ -1430,7 +1433,8 @@ static void settle_unsure(store_backend *b)
 
 /* ---- the fleet's beat ---- */
 
-/* This daemon is alive; the PENDING rows of dead ones become UNKNOWN. */
+/* This daemon is alive; the PENDING rows of dead ones become UNKNOWN; the
+ * rows of daemons silent for STORE_FORGET_MS go. */
 static int beat_once(store_backend *b)
 {
 	struct params p = { 0 };
@@ -1446,9 +1450,13 @@ static int beat_once(store_backend *b)
 	p_int(&p, clock_wall_ms());
 	p_int(&p, b->dead_ms);
 	rc = pg_write(b, S_ADOPT, &p, STORE_ERR_IO, &n);
-	if (rc == 0 && n > 0 && b->c != NULL)
+	if (rc != 0)
+		return rc;
+	if (n > 0 && b->c != NULL)
 		atomic_fetch_add(&b->c->orphans_adopted, (uint64_t)n);
-	return rc;
+	memset(&p, 0, sizeof(p));
+	p_int(&p, STORE_FORGET_MS);
+	return pg_write(b, S_PRUNE_DAEMONS, &p, STORE_ERR_IO, NULL);
 }
 
 static void pg_beat(store_backend *b)

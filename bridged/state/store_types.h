@@ -44,6 +44,7 @@
 /* The fleet's times (store.h, "a shared store") */
 #define STORE_BEAT_MS 2000u       /* a daemon's beat in the database */
 #define STORE_DEAD_MS 10000u      /* a daemon not beating for this long is dead */
+#define STORE_FORGET_MS 86400000u /* a dead daemon's row in the database goes after this */
 #define STORE_CLAIM_MS 60000u     /* a claim of a journal row for reconciliation */
 
 /* The store's failures: a named subset of enum doku_err (doku_err.h). */

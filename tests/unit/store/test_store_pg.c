@@ -1107,6 +1107,28 @@ static void test_pg_beats_while_idle(void **state)
 	wait_until(f, beat_seen, "a beat of an idle store");
 }
 
+/* A daemon silent for a day (killed, its pod gone) leaves no row behind: the
+ * beat forgets it (they were kept for ever once); one silent for an hour stays. */
+static bool ghost_forgotten(struct fx *f)
+{
+	return admin_int(f, "SELECT count(*) FROM doku.daemons WHERE holder = 'ghost-gone'") == 0;
+}
+
+static void test_pg_dead_daemons_forgotten(void **state)
+{
+	struct fx *f = *state;
+
+	store_fleet_times_set(20, 0);
+	f->b = open_pg(f, "test-b");
+	admin_exec(f, "INSERT INTO doku.daemons VALUES ('ghost-gone', now() - interval '25 hours', "
+		      "now() - interval '26 hours'), ('ghost-hour', now() - interval '1 hour', "
+		      "now() - interval '2 hours')");
+	wait_until(f, ghost_forgotten, "the beat to forget a daemon silent for a day");
+	assert_int_equal(admin_int(f, "SELECT count(*) FROM doku.daemons WHERE holder = 'ghost-hour'"),
+			 1);
+	assert_int_equal(admin_int(f, "SELECT count(*) FROM doku.daemons WHERE holder = 'test-b'"), 1);
+}
+
 /* ---- tests: the command line and the migration ---- */
 
 static char *run_report(int (*fn)(const store_where *, FILE *), const store_where *w, int *rc)
@@ -1293,6 +1315,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_due_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_killed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_beats_while_idle, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_dead_daemons_forgotten, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_import_verify_export, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_bench_intents, setup, teardown),
 	};
