@@ -104,24 +104,21 @@ static method rows[] = {
 
 _Static_assert(NROWS <= METHODS_MAX, "the ACL's method mask has 64 bits");
 
-static const ProtobufCFieldDescriptor *string_field(const ProtobufCMessageDescriptor *d,
-						    const char *name)
+/* The singular field name of d, of type type; NULL when d has none. */
+static const ProtobufCFieldDescriptor *field_of(const ProtobufCMessageDescriptor *d,
+						const char *name, ProtobufCType type)
 {
 	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
 
-	if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+	if (f == NULL || f->type != type || f->label == PROTOBUF_C_LABEL_REPEATED)
 		return NULL;
 	return f;
 }
 
-static const ProtobufCFieldDescriptor *message_field(const ProtobufCMessageDescriptor *d,
-						     const char *name)
+static const ProtobufCFieldDescriptor *string_field(const ProtobufCMessageDescriptor *d,
+						    const char *name)
 {
-	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(d, name);
-
-	if (f == NULL || f->type != PROTOBUF_C_TYPE_MESSAGE || f->label == PROTOBUF_C_LABEL_REPEATED)
-		return NULL;
-	return f;
+	return field_of(d, name, PROTOBUF_C_TYPE_STRING);
 }
 
 /* The request fields of m's money rule, resolved once. 0 or -EINVAL. */
@@ -138,7 +135,7 @@ static int resolve_keys(method *m)
 			goto bad;
 	}
 	if (r->amount_field != NULL) {
-		m->amount_field = message_field(m->input, r->amount_field);
+		m->amount_field = field_of(m->input, r->amount_field, PROTOBUF_C_TYPE_MESSAGE);
 		if (m->amount_field == NULL)
 			goto bad;
 		amount = m->amount_field->descriptor;
