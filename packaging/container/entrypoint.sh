@@ -18,10 +18,17 @@
 #   DOKU_CLIENT_GIDS   gids that may call, comma-separated
 #   DOKU_CLIENT_METHODS  the methods they may call, comma-separated [*]
 #   DOKU_SOCKET_GROUP  the socket's group [the daemon's group]
+#   DOKU_STATE_POSTGRES  a member of a fleet (docs/fleet.md): the libpq connection
+#                      string of the PostgreSQL the fleet shares, without a password
+#                      (state_backend = postgres); needs the secret file state.key
 #   DOKU_SECRETS_DIR   the mounted secrets: client-secret, private-key.pem,
-#                      optional ca.pem and client-id [/run/secrets/doku-bridge]
+#                      optional ca.pem and client-id; state.key (the state key:
+#                      the same in every member of a fleet; without it, the daemon
+#                      makes one in the state directory), db-password (the
+#                      database's, with DOKU_STATE_POSTGRES) [/run/secrets/doku-bridge]
 #   DOKU_SOCKET        on the volume shared with the app [/run/doku-bridge/bridge.sock]
-#   DOKU_STATE_DIR     [/var/lib/doku-bridge/state]
+#   DOKU_STATE_DIR     [/var/lib/doku-bridge/state] (made here unless on PostgreSQL,
+#                      where nothing is kept in it)
 #   DOKU_PRIVATE_DIR   private, preferably in memory [/run/doku-bridged]
 #   DOKU_BRIDGED       the daemon [doku-bridged]
 set -euo pipefail
@@ -48,7 +55,7 @@ copy_secrets() {
 }
 
 write_config() {
-  local id=${DOKU_CLIENT_ID:-} v f
+  local id=${DOKU_CLIENT_ID:-} pg=${DOKU_STATE_POSTGRES:-} v f
   [ -n "${DOKU_BASE_URL:-}" ] || die "DOKU_BASE_URL is not set (or mount a configuration as DOKU_CONFIG)"
   if [ -z "$id" ] && [ -f "$creds/client-id" ]; then
     id=$(<"$creds/client-id")
@@ -59,13 +66,28 @@ write_config() {
   done
   [ -n "${DOKU_CLIENT_UIDS:-}${DOKU_CLIENT_GIDS:-}" ] ||
     die "no caller allowed: set DOKU_CLIENT_UIDS or DOKU_CLIENT_GIDS"
+  if [ -n "$pg" ] && [ ! -f "$creds/state.key" ]; then
+    die "DOKU_STATE_POSTGRES: $secrets/state.key is missing (the fleet's state key, the same in every sidecar)"
+  fi
   # A line break would start a new line of the file, ';' a comment.
   for v in "$socket" "$state_dir" "$DOKU_BASE_URL" "$id" "${DOKU_SOCKET_GROUP:-}" \
-    "${DOKU_CLIENT_UIDS:-}" "${DOKU_CLIENT_GIDS:-}" "${DOKU_CLIENT_METHODS:-}"; do
+    "${DOKU_CLIENT_UIDS:-}" "${DOKU_CLIENT_GIDS:-}" "${DOKU_CLIENT_METHODS:-}" "$pg"; do
     [[ $v != *[$'\n\r;']* ]] || die "not allowed in the configuration (line break or ';'): ${v@Q}"
   done
+  if [ -z "$pg" ]; then
+    mkdir -p -- "$state_dir" # 0700 by the umask
+  fi
   {
     printf '[bridge]\nsocket = %s\nstate_dir = %s\n' "$socket" "$state_dir"
+    if [ -n "$pg" ]; then
+      printf 'state_backend = postgres\nstate_postgres = %s\n' "$pg"
+      if [ -f "$creds/db-password" ]; then
+        printf 'state_postgres_password_file = db-password\n'
+      fi
+    fi
+    if [ -f "$creds/state.key" ]; then
+      printf 'state_key_file = state.key\n'
+    fi
     if [ -n "${DOKU_SOCKET_GROUP:-}" ]; then
       printf 'socket_group = %s\n' "$DOKU_SOCKET_GROUP"
     fi
@@ -88,7 +110,7 @@ write_config() {
 }
 
 rm -rf -- "$private"
-mkdir -p -- "$creds" "$state_dir" # 0700 by the umask
+mkdir -p -- "$creds" # 0700 by the umask
 copy_secrets
 if [ -n "${DOKU_CONFIG:-}" ]; then
   config=$DOKU_CONFIG

@@ -149,6 +149,55 @@ kill -INT "${reply#ready }"
 expect term
 finish 0
 
+echo "== a member of a fleet: PostgreSQL, the fleet's state key, the database's password"
+mkdir fleet-secrets
+cp -L secrets/client-secret secrets/private-key.pem secrets/client-id fleet-secrets/
+printf '%064d\n' 7 >fleet-secrets/state.key
+printf 'db-pw' >fleet-secrets/db-password
+chmod 0400 fleet-secrets/*
+pg='host=db.example port=5432 dbname=doku user=doku sslmode=verify-full sslrootcert=/run/secrets/doku-bridge/db-ca.pem'
+rm -rf state
+DOKU_SECRETS_DIR=$work/fleet-secrets DOKU_STATE_POSTGRES=$pg start
+expect ready
+diff -u - config <<EOF || fail "generated configuration of a fleet member"
+[bridge]
+socket = $work/shared/bridge.sock
+state_dir = $work/state/s
+state_backend = postgres
+state_postgres = $pg
+state_postgres_password_file = db-password
+state_key_file = state.key
+
+[profile.default]
+base_url = https://api-sandbox.doku.com
+client_id = BRN-0001-42
+client_secret_file = client-secret
+private_key_file = private-key.pem
+
+[client.app]
+uids = 1000,1001
+methods = *
+profiles = default
+
+[client.healthcheck]
+uids = $(id -u)
+methods = Health
+profiles = default
+EOF
+creds=$(<credentials)
+for f in state.key db-password; do
+  [ "$(stat -c %a "$creds/$f")" = 600 ] || fail "$f is not private: $(stat -c %a "$creds/$f")"
+  cmp -s "$creds/$f" "fleet-secrets/$f" || fail "$f differs from the mounted secret"
+done
+# (nothing is kept there: a read-only root needs no volume for it)
+[ ! -e state ] || fail "the state directory was made for a member of a fleet"
+kill -TERM "${reply#ready }"
+expect term
+finish 0
+refused "state.key is missing" DOKU_STATE_POSTGRES="$pg"
+refused "not allowed in the configuration" DOKU_SECRETS_DIR="$work/fleet-secrets" \
+  DOKU_STATE_POSTGRES=$'host=db\nstate_backend = sqlite'
+
 echo "== settings refused"
 refused "DOKU_BASE_URL is not set" DOKU_BASE_URL=
 refused "no caller allowed" DOKU_CLIENT_UIDS=
@@ -168,6 +217,14 @@ if [ -n "$bridged" ]; then
   chmod +x check-bridged
   out=$(DOKU_SECRETS_DIR=$work/real-secrets DOKU_BRIDGED=$work/check-bridged \
     timeout 20 "$entrypoint" 2>&1) || fail "doku-bridged --check-config: $out"
+  echo "$out"
+  echo "== ... and a fleet member's"
+  od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >real-secrets/state.key
+  printf 'db-pw' >real-secrets/db-password
+  chmod 0644 real-secrets/*
+  out=$(DOKU_SECRETS_DIR=$work/real-secrets DOKU_BRIDGED=$work/check-bridged \
+    DOKU_STATE_POSTGRES="host=db.example dbname=doku user=doku sslmode=verify-full" \
+    timeout 20 "$entrypoint" 2>&1) || fail "doku-bridged --check-config (fleet): $out"
   echo "$out"
 fi
 
