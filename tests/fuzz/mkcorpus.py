@@ -159,8 +159,9 @@ def clear_seeds():
                 os.remove(os.path.join(CORPUS, target, name))
 
 
-# DOKU's looseness (DESIGN.md): numbers for strings, capitalised keys, a
-# stringified additionalInfo, a list for a message, nulls, unknown keys.
+# DOKU's looseness (bridged/snap/snap_json.h, tolerant decoding): numbers for
+# strings, capitalised keys, a stringified additionalInfo, a list for a message,
+# nulls, unknown keys.
 LOOSE_RESPONSES = {
     "GetBalance": '{"responseCode":"2001100","responseMessage":"Successful","ReferenceNo":1234,'
                   '"accountInfo":[{"balanceType":"Cash","amount":{"value":1095086.98,"currency":"IDR"}}],'

@@ -1,4 +1,4 @@
-/* snap_endpoint: the table against the contract and DESIGN.md, lookups, and
+/* snap_endpoint: the table against the contract (proto/, docs/protocol.md), lookups, and
  * snap_validate's required fields and Amount formats. */
 #include "test_util.h"
 

@@ -1,6 +1,6 @@
 /* snap_request: the exact header lines and their order for token requests and
- * service calls (the signatures against the vectors of snap-conventions.md
- * section 7), the optional headers, the URL, the caps and bad inputs. */
+ * service calls (the signatures against SNAP's signing vectors, as in
+ * test_snap_sign.c), the optional headers, the URL, the caps and bad inputs. */
 #include "test_util.h"
 
 #include "snap_arena.h"

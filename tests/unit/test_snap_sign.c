@@ -1,5 +1,5 @@
-/* snap_sign: the test vectors of snap-conventions.md section 7, bit for bit,
- * verification refusing any one-bit change, and bad keys. */
+/* snap_sign: SNAP's signing test vectors (below, each checked with openssl),
+ * bit for bit, verification refusing any one-bit change, and bad keys. */
 #include "test_util.h"
 
 #include "snap_err.h"
