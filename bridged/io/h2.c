@@ -212,15 +212,35 @@ struct h2 {
 	h2_limits lim;
 	struct list_node streams;    /* struct h2_stream */
 	unsigned nstreams;
+	struct h2_stream *last;      /* the stream found last (stream_of), or NULL */
 	uint64_t now_ms;
 	bool dead;                   /* a fatal error: nothing more is read or written */
 	bool goaway;                 /* h2_shutdown was done */
 	const char *error;           /* why it is dead (nghttp2's static text) */
 };
 
+/* Stream id's record, or NULL. The callbacks and responses of one stream
+ * come in runs (a header block's fields, a call's response), so the last
+ * one found is kept: one lookup in nghttp2's stream map per run. */
 static struct h2_stream *stream_of(struct h2 *h, int32_t id)
 {
-	return id > 0 ? nghttp2_session_get_stream_user_data(h->s, id) : NULL;
+	struct h2_stream *r;
+
+	if (h->last != NULL && h->last->id == id)
+		return h->last;
+	r = id > 0 ? nghttp2_session_get_stream_user_data(h->s, id) : NULL;
+	if (r != NULL)
+		h->last = r;
+	return r;
+}
+
+/* r's record goes: forget it, then free it (stream_free). */
+static void stream_forget(struct h2 *h, struct h2_stream *r)
+{
+	if (h->last == r)
+		h->last = NULL;
+	list_del(&r->node);
+	h->nstreams--;
 }
 
 /* ---- nghttp2's callbacks ------------------------------------------------------------ */
@@ -346,8 +366,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error, void 
 	if (r == NULL)
 		return 0;
 	(void)nghttp2_session_set_stream_user_data(s, id, NULL);
-	list_del(&r->node);
-	h->nstreams--;
+	stream_forget(h, r);
 	if (r->st != NULL)
 		h->ops->stream_close(h->user, r->st, error);
 	stream_free(h, r);
@@ -458,8 +477,7 @@ void h2_free(struct h2 *h)
 	while (!list_empty(&h->streams)) {
 		struct h2_stream *r = list_entry(h->streams.next, struct h2_stream, node);
 
-		list_del(&r->node);
-		h->nstreams--;
+		stream_forget(h, r);
 		(void)nghttp2_session_set_stream_user_data(h->s, r->id, NULL);
 		if (r->st != NULL)
 			h->ops->stream_close(h->user, r->st, H2_CANCEL);
@@ -564,7 +582,7 @@ static int nv_of(const h2_field *f, size_t n, nghttp2_nv *nv)
 		nv[i].namelen = strlen(f[i].name);
 		nv[i].value = (uint8_t *)(uintptr_t)f[i].value;
 		nv[i].valuelen = f[i].len;
-		nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+		nv[i].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME; /* static and lowercase (h2.h) */
 	}
 	return 0;
 }
@@ -630,7 +648,9 @@ int h2_body(struct h2 *h, int32_t id, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Copy f[0..n) into one block of nghttp2_nv and bytes. */
+/* Copy f[0..n) into one block of nghttp2_nv and the values' bytes (the
+ * names are static). The stream keeps it until it is freed, after the
+ * trailers are sent: nghttp2 need not copy them again. */
 static nghttp2_nv *copy_fields(struct h2 *h, const h2_field *f, size_t n)
 {
 	size_t bytes = n * sizeof(nghttp2_nv);
@@ -638,24 +658,20 @@ static nghttp2_nv *copy_fields(struct h2 *h, const h2_field *f, size_t n)
 	uint8_t *p;
 
 	for (size_t i = 0; i < n; i++)
-		bytes += strlen(f[i].name) + f[i].len;
+		bytes += f[i].len;
 	nv = pool_malloc(bytes > 0 ? bytes : 1, &h->pool);
 	if (nv == NULL)
 		return NULL;
 	p = (uint8_t *)(nv + n);
 	for (size_t i = 0; i < n; i++) {
-		size_t nl = strlen(f[i].name);
-
-		memcpy(p, f[i].name, nl);
-		nv[i].name = p;
-		nv[i].namelen = nl;
-		p += nl;
+		nv[i].name = (uint8_t *)(uintptr_t)f[i].name;
+		nv[i].namelen = strlen(f[i].name);
 		if (f[i].len > 0)
 			memcpy(p, f[i].value, f[i].len);
 		nv[i].value = p;
 		nv[i].valuelen = f[i].len;
 		p += f[i].len;
-		nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+		nv[i].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
 	}
 	return nv;
 }
@@ -690,8 +706,9 @@ int h2_end(struct h2 *h, int32_t id, const h2_field *f, size_t n, uint64_t now_m
 
 size_t h2_queued(const struct h2 *h, int32_t id)
 {
-	const struct h2_stream *r = h->dead || id <= 0
-		? NULL : nghttp2_session_get_stream_user_data(h->s, id);
+	const struct h2_stream *r = h->dead || id <= 0 ? NULL
+		: h->last != NULL && h->last->id == id ? h->last
+		: nghttp2_session_get_stream_user_data(h->s, id);
 
 	return r != NULL ? r->body_len - r->body_off : 0;
 }

@@ -56,7 +56,8 @@ typedef struct h2_limits {
 	uint32_t max_header_list; /* request header list, in RFC 9113's measure */
 } h2_limits;
 
-/* One header field to send: name lowercase and NUL-terminated, value of len bytes. */
+/* One header field to send: name lowercase, NUL-terminated and static (a
+ * string literal: it is never copied), value of len bytes (copied). */
 typedef struct h2_field {
 	const char *name;
 	const char *value;
