@@ -238,13 +238,14 @@ static void protocol_error(struct conn *c, enum conn_error err, const char *msg)
 
 /* ---- HTTP/2 ------------------------------------------------------------------------ */
 
-/* Move the session's output into the output buffer, up to its bound, and write it. */
-static void h2_pump(struct conn *c)
+/* Move the session's output into the output buffer, up to its bound. true:
+ * the bound stopped it (the session may have more). */
+static bool h2_collect(struct conn *c)
 {
-	if (c->h2 == NULL || c->in_h2 || c->closing)
-		return;
+	bool full = false;
+
 	c->in_h2 = true;
-	while (out_pending(c) < CONN_OUT_HIGH) {
+	while (!(full = out_pending(c) >= CONN_OUT_HIGH)) {
 		const uint8_t *p;
 		ssize_t n = h2_output(c->h2, &p);
 
@@ -263,7 +264,56 @@ static void h2_pump(struct conn *c)
 		c->out.len += (size_t)n;
 	}
 	c->in_h2 = false;
-	flush(c);
+	return full;
+}
+
+/* Write the output buffer at once if the socket takes all of it: true, and
+ * the buffer is empty. Otherwise what is left goes to uv_write (flush). A
+ * write that completes at once costs one system call, where uv_write's
+ * request also has libuv re-arm the socket's poll (epoll_ctl) and run a
+ * write callback. A session that ends (GOAWAY, a drain, the peer's EOF, a
+ * protocol error) writes through uv_write as before: its connection closes
+ * once that write is done, a turn of the loop later, not at once. */
+static bool h2_write_now(struct conn *c)
+{
+	uv_buf_t buf;
+	int n;
+
+	if (c->writing || c->out.len == 0 || c->closing)
+		return false;
+	if (c->broken || c->eof || c->host->draining || !h2_alive(c->h2)) {
+		flush(c);
+		return false;
+	}
+	buf = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+	n = uv_try_write((uv_stream_t *)&c->pipe, &buf, 1);
+	if (n == (int)c->out.len) {
+		c->out.len = 0;
+		c->last_active_ms = uv_now(c->host->loop);
+		if (c->out.cap > CONN_OUT_KEEP) {
+			free(c->out.data); /* a busy connection keeps a small buffer (conn_sweep frees it) */
+			c->out.data = NULL;
+			c->out.cap = 0;
+		}
+		return true;
+	}
+	if (n > 0) {
+		memmove(c->out.data, c->out.data + n, c->out.len - (size_t)n);
+		c->out.len -= (size_t)n;
+	}
+	flush(c); /* the rest; an error (not UV_EAGAIN) comes back as uv_write's */
+	return false;
+}
+
+/* Move the session's output into the output buffer, up to its bound, and
+ * write it; again while the socket takes it all at once and the session has more. */
+static void h2_pump(struct conn *c)
+{
+	if (c->h2 == NULL || c->in_h2 || c->closing)
+		return;
+	while (h2_collect(c) && h2_write_now(c))
+		;
+	(void)h2_write_now(c);
 }
 
 /* The connection sent the client preface: the native upper layer lets it
@@ -552,6 +602,11 @@ void conn_sweep(struct conn *c, uint64_t now)
 				"within %u ms, reset", (unsigned long long)c->number,
 				(unsigned long)c->peer.uid, n, cfg->io_timeout_ms);
 			h2_pump(c);
+		}
+		if (!c->writing && c->out.len == 0 && h2_streams(c->h2) == 0 && c->out.data != NULL) {
+			free(c->out.data); /* an idle connection keeps no buffer */
+			c->out.data = NULL;
+			c->out.cap = 0;
 		}
 	}
 

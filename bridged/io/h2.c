@@ -8,6 +8,182 @@
 
 #include "list.h"
 
+/* ---- the session's memory -----------------------------------------------------------
+ * nghttp2 allocates and frees several small blocks for every stream (the
+ * stream, its outbound items, copies of header fields, HPACK entries), and
+ * h2 its stream records, bodies and trailers: at tens of thousands of streams
+ * a second, malloc and free were a tenth of the daemon's CPU. The session's
+ * pool keeps freed blocks of H2_POOL_CLASSES sizes on free lists and hands
+ * them out again, at most H2_POOL_KEEP bytes of them (more goes back to
+ * free()); a larger block is malloc's. All of it is the session's: the
+ * session frees what it holds, then the pool lets its free lists go; an idle
+ * session (no stream open at h2_sweep) lets them go too. Under
+ * AddressSanitizer a block on a free list is poisoned, so that a use after
+ * its free is still caught. */
+#define H2_POOL_MIN 64u               /* the smallest class's payload; each class doubles */
+#define H2_POOL_CLASSES 6u            /* 64 ... 2048 bytes */
+#define H2_POOL_KEEP (64u * 1024u)    /* free payload bytes kept for reuse, at most */
+#define H2_POOL_BIG 0xffu             /* the class of a block that is malloc's alone */
+#define H2_BLK_HDR 16u                /* the header before a payload (keeps malloc's alignment) */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define H2_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define H2_ASAN 1
+#endif
+#endif
+#ifdef H2_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* The header of a block: its class; a big block's payload size, or a free
+ * block's successor on its free list. */
+struct h2_blk {
+	uint32_t cls;
+	union {
+		size_t size;
+		struct h2_blk *next;
+	} u;
+};
+
+_Static_assert(sizeof(struct h2_blk) <= H2_BLK_HDR && _Alignof(max_align_t) <= H2_BLK_HDR,
+	       "a block's header keeps its payload aligned");
+
+struct h2_pool {
+	struct h2_blk *free[H2_POOL_CLASSES];
+	size_t kept;                     /* payload bytes on the free lists */
+};
+
+static struct h2_blk *blk_of(void *p)
+{
+	return (struct h2_blk *)(void *)((uint8_t *)p - H2_BLK_HDR);
+}
+
+static void *payload(struct h2_blk *b)
+{
+	return (uint8_t *)b + H2_BLK_HDR;
+}
+
+static size_t class_size(uint32_t cls)
+{
+	return (size_t)H2_POOL_MIN << cls;
+}
+
+/* The payload bytes block p may hold. */
+static size_t blk_size(void *p)
+{
+	const struct h2_blk *b = blk_of(p);
+
+	return b->cls == H2_POOL_BIG ? b->u.size : class_size(b->cls);
+}
+
+static void *pool_malloc(size_t n, void *ud)
+{
+	struct h2_pool *pl = ud;
+	uint32_t cls = 0;
+	struct h2_blk *b;
+
+	while (cls < H2_POOL_CLASSES && class_size(cls) < n)
+		cls++;
+	if (cls == H2_POOL_CLASSES) {
+		if (n > SIZE_MAX - H2_BLK_HDR || (b = malloc(H2_BLK_HDR + n)) == NULL)
+			return NULL;
+		b->cls = H2_POOL_BIG;
+		b->u.size = n;
+		return payload(b);
+	}
+	b = pl->free[cls];
+	if (b != NULL) {
+		pl->free[cls] = b->u.next;
+		pl->kept -= class_size(cls);
+		UNPOISON(payload(b), class_size(cls));
+		return payload(b);
+	}
+	b = malloc(H2_BLK_HDR + class_size(cls));
+	if (b == NULL)
+		return NULL;
+	b->cls = cls;
+	return payload(b);
+}
+
+static void pool_free(void *p, void *ud)
+{
+	struct h2_pool *pl = ud;
+	struct h2_blk *b;
+
+	if (p == NULL)
+		return;
+	b = blk_of(p);
+	if (b->cls == H2_POOL_BIG || pl->kept + class_size(b->cls) > H2_POOL_KEEP) {
+		free(b);
+		return;
+	}
+	POISON(p, class_size(b->cls));
+	b->u.next = pl->free[b->cls];
+	pl->free[b->cls] = b;
+	pl->kept += class_size(b->cls);
+}
+
+static void *pool_calloc(size_t k, size_t n, void *ud)
+{
+	void *p;
+
+	if (n != 0 && k > SIZE_MAX / n)
+		return NULL;
+	p = pool_malloc(k * n, ud);
+	if (p != NULL)
+		memset(p, 0, k * n);
+	return p;
+}
+
+static void *pool_realloc(void *p, size_t n, void *ud)
+{
+	struct h2_blk *b;
+	size_t have;
+	void *q;
+
+	if (p == NULL)
+		return pool_malloc(n, ud);
+	have = blk_size(p);
+	if (n <= have)
+		return p;
+	b = blk_of(p);
+	if (b->cls == H2_POOL_BIG) {
+		if (n > SIZE_MAX - H2_BLK_HDR || (q = realloc(b, H2_BLK_HDR + n)) == NULL)
+			return NULL;
+		b = q;
+		b->u.size = n;
+		return payload(b);
+	}
+	q = pool_malloc(n, ud);
+	if (q == NULL)
+		return NULL;
+	memcpy(q, p, have);
+	pool_free(p, ud);
+	return q;
+}
+
+/* Let the free lists go (nothing on them is in use). */
+static void pool_drain(struct h2_pool *pl)
+{
+	for (unsigned c = 0; c < H2_POOL_CLASSES; c++) {
+		while (pl->free[c] != NULL) {
+			struct h2_blk *b = pl->free[c];
+
+			pl->free[c] = b->u.next;
+			UNPOISON(payload(b), class_size(c));
+			free(b);
+		}
+	}
+	pl->kept = 0;
+}
+
 /* A stream the peer opened, until nghttp2 closes it. */
 struct h2_stream {
 	struct list_node node;       /* in h2.streams */
@@ -30,20 +206,41 @@ struct h2_stream {
 
 struct h2 {
 	nghttp2_session *s;
+	struct h2_pool pool;         /* the session's memory: nghttp2's and its streams' */
 	const h2_ops *ops;
 	void *user;
 	h2_limits lim;
 	struct list_node streams;    /* struct h2_stream */
 	unsigned nstreams;
+	struct h2_stream *last;      /* the stream found last (stream_of), or NULL */
 	uint64_t now_ms;
 	bool dead;                   /* a fatal error: nothing more is read or written */
 	bool goaway;                 /* h2_shutdown was done */
 	const char *error;           /* why it is dead (nghttp2's static text) */
 };
 
+/* Stream id's record, or NULL. The callbacks and responses of one stream
+ * come in runs (a header block's fields, a call's response), so the last
+ * one found is kept: one lookup in nghttp2's stream map per run. */
 static struct h2_stream *stream_of(struct h2 *h, int32_t id)
 {
-	return id > 0 ? nghttp2_session_get_stream_user_data(h->s, id) : NULL;
+	struct h2_stream *r;
+
+	if (h->last != NULL && h->last->id == id)
+		return h->last;
+	r = id > 0 ? nghttp2_session_get_stream_user_data(h->s, id) : NULL;
+	if (r != NULL)
+		h->last = r;
+	return r;
+}
+
+/* r's record goes: forget it, then free it (stream_free). */
+static void stream_forget(struct h2 *h, struct h2_stream *r)
+{
+	if (h->last == r)
+		h->last = NULL;
+	list_del(&r->node);
+	h->nstreams--;
 }
 
 /* ---- nghttp2's callbacks ------------------------------------------------------------ */
@@ -55,7 +252,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	r = calloc(1, sizeof(*r));
+	r = pool_calloc(1, sizeof(*r), &h->pool);
 	if (r == NULL)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
 	r->id = f->hd.stream_id;
@@ -65,7 +262,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *ud
 	if (nghttp2_session_set_stream_user_data(s, r->id, r) != 0) {
 		list_del(&r->node);
 		h->nstreams--;
-		free(r);
+		pool_free(r, &h->pool);
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	}
 	r->st = h->ops->stream_open(h->user, r->id);
@@ -154,11 +351,11 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	return 0;
 }
 
-static void stream_free(struct h2_stream *r)
+static void stream_free(struct h2 *h, struct h2_stream *r)
 {
-	free(r->body);
-	free(r->trailers);
-	free(r);
+	pool_free(r->body, &h->pool);
+	pool_free(r->trailers, &h->pool);
+	pool_free(r, &h->pool);
 }
 
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error, void *ud)
@@ -169,11 +366,10 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error, void 
 	if (r == NULL)
 		return 0;
 	(void)nghttp2_session_set_stream_user_data(s, id, NULL);
-	list_del(&r->node);
-	h->nstreams--;
+	stream_forget(h, r);
 	if (r->st != NULL)
 		h->ops->stream_close(h->user, r->st, error);
-	stream_free(r);
+	stream_free(h, r);
 	return 0;
 }
 
@@ -211,6 +407,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 
 static int new_session(struct h2 *h)
 {
+	nghttp2_mem mem = { &h->pool, pool_malloc, pool_free, pool_calloc, pool_realloc };
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_option *opt = NULL;
 	int rc = -ENOMEM;
@@ -228,7 +425,7 @@ static int new_session(struct h2 *h)
 	nghttp2_option_set_max_outbound_ack(opt, H2_MAX_OUTBOUND_ACK);
 	nghttp2_option_set_max_continuations(opt, H2_MAX_CONTINUATIONS);
 	nghttp2_option_set_stream_reset_rate_limit(opt, H2_RST_BURST, H2_RST_RATE);
-	if (nghttp2_session_server_new2(&h->s, cb, h, opt) != 0)
+	if (nghttp2_session_server_new3(&h->s, cb, h, opt, &mem) != 0)
 		goto out;
 	rc = 0;
 out:
@@ -267,6 +464,7 @@ int h2_new(const h2_limits *lim, const h2_ops *ops, void *user, h2 **out)
 out:
 	if (h != NULL) {
 		nghttp2_session_del(h->s);
+		pool_drain(&h->pool);
 		free(h);
 	}
 	return rc;
@@ -279,15 +477,15 @@ void h2_free(struct h2 *h)
 	while (!list_empty(&h->streams)) {
 		struct h2_stream *r = list_entry(h->streams.next, struct h2_stream, node);
 
-		list_del(&r->node);
-		h->nstreams--;
+		stream_forget(h, r);
 		(void)nghttp2_session_set_stream_user_data(h->s, r->id, NULL);
 		if (r->st != NULL)
 			h->ops->stream_close(h->user, r->st, H2_CANCEL);
-		stream_free(r);
+		stream_free(h, r);
 	}
 	h->ops->close(h->user);
 	nghttp2_session_del(h->s);
+	pool_drain(&h->pool);
 	free(h);
 }
 
@@ -355,6 +553,8 @@ unsigned h2_sweep(struct h2 *h, uint64_t now_ms, uint32_t timeout_ms)
 {
 	unsigned reset = 0;
 
+	if (h->nstreams == 0)
+		pool_drain(&h->pool); /* an idle session keeps no free blocks */
 	if (h->dead)
 		return 0;
 	h->now_ms = now_ms;
@@ -382,7 +582,7 @@ static int nv_of(const h2_field *f, size_t n, nghttp2_nv *nv)
 		nv[i].namelen = strlen(f[i].name);
 		nv[i].value = (uint8_t *)(uintptr_t)f[i].value;
 		nv[i].valuelen = f[i].len;
-		nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+		nv[i].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME; /* static and lowercase (h2.h) */
 	}
 	return 0;
 }
@@ -436,12 +636,11 @@ int h2_body(struct h2 *h, int32_t id, const uint8_t *p, size_t n)
 			r->body_len = r->body_off = 0; /* all taken: start over */
 			cap = n;
 		}
-		b = cap > r->body_cap ? realloc(r->body, cap) : r->body;
+		b = cap > r->body_cap ? pool_realloc(r->body, cap, &h->pool) : r->body;
 		if (b == NULL)
 			return -ENOMEM;
 		r->body = b;
-		if (cap > r->body_cap)
-			r->body_cap = cap;
+		r->body_cap = blk_size(b);
 	}
 	memcpy(r->body + r->body_len, p, n);
 	r->body_len += n;
@@ -449,32 +648,30 @@ int h2_body(struct h2 *h, int32_t id, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Copy f[0..n) into one block of nghttp2_nv and bytes. */
-static nghttp2_nv *copy_fields(const h2_field *f, size_t n)
+/* Copy f[0..n) into one block of nghttp2_nv and the values' bytes (the
+ * names are static). The stream keeps it until it is freed, after the
+ * trailers are sent: nghttp2 need not copy them again. */
+static nghttp2_nv *copy_fields(struct h2 *h, const h2_field *f, size_t n)
 {
 	size_t bytes = n * sizeof(nghttp2_nv);
 	nghttp2_nv *nv;
 	uint8_t *p;
 
 	for (size_t i = 0; i < n; i++)
-		bytes += strlen(f[i].name) + f[i].len;
-	nv = malloc(bytes > 0 ? bytes : 1);
+		bytes += f[i].len;
+	nv = pool_malloc(bytes > 0 ? bytes : 1, &h->pool);
 	if (nv == NULL)
 		return NULL;
 	p = (uint8_t *)(nv + n);
 	for (size_t i = 0; i < n; i++) {
-		size_t nl = strlen(f[i].name);
-
-		memcpy(p, f[i].name, nl);
-		nv[i].name = p;
-		nv[i].namelen = nl;
-		p += nl;
+		nv[i].name = (uint8_t *)(uintptr_t)f[i].name;
+		nv[i].namelen = strlen(f[i].name);
 		if (f[i].len > 0)
 			memcpy(p, f[i].value, f[i].len);
 		nv[i].value = p;
 		nv[i].valuelen = f[i].len;
 		p += f[i].len;
-		nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+		nv[i].flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
 	}
 	return nv;
 }
@@ -496,7 +693,7 @@ int h2_end(struct h2 *h, int32_t id, const h2_field *f, size_t n, uint64_t now_m
 			return -ENOMEM;
 		r->submitted = true;
 	} else if (n > 0) {
-		r->trailers = copy_fields(f, n);
+		r->trailers = copy_fields(h, f, n);
 		if (r->trailers == NULL)
 			return -ENOMEM;
 		r->ntrailers = n;
@@ -509,8 +706,9 @@ int h2_end(struct h2 *h, int32_t id, const h2_field *f, size_t n, uint64_t now_m
 
 size_t h2_queued(const struct h2 *h, int32_t id)
 {
-	const struct h2_stream *r = h->dead || id <= 0
-		? NULL : nghttp2_session_get_stream_user_data(h->s, id);
+	const struct h2_stream *r = h->dead || id <= 0 ? NULL
+		: h->last != NULL && h->last->id == id ? h->last
+		: nghttp2_session_get_stream_user_data(h->s, id);
 
 	return r != NULL ? r->body_len - r->body_off : 0;
 }

@@ -13,7 +13,9 @@
  * queued SETTINGS/PING acknowledgements, CONTINUATION frames and the
  * RST_STREAM rate (nghttp2's options): a peer over one of them loses the
  * connection (GOAWAY). A response is held by h2 until it is written: at most
- * what the upper layer queued.
+ * what the upper layer queued. The session's memory (nghttp2's and its
+ * streams') comes from a pool of its own that keeps at most 64 KiB of freed
+ * blocks for reuse, none once the session is idle (h2_sweep).
  *
  * Ownership: the owner (io/conn.c) creates and frees the session. Calls of
  * the ops happen only from inside h2_recv, h2_output, h2_sweep, h2_shutdown
@@ -54,7 +56,8 @@ typedef struct h2_limits {
 	uint32_t max_header_list; /* request header list, in RFC 9113's measure */
 } h2_limits;
 
-/* One header field to send: name lowercase and NUL-terminated, value of len bytes. */
+/* One header field to send: name lowercase, NUL-terminated and static (a
+ * string literal: it is never copied), value of len bytes (copied). */
 typedef struct h2_field {
 	const char *name;
 	const char *value;
@@ -126,7 +129,7 @@ void h2_shutdown(h2 *h);
 
 /* Reset the streams that wait on the peer longer than timeout_ms since
  * now_ms: a request not completed, or a response not taken (flow control).
- * The number reset. */
+ * The number reset. With no stream open, the pool's free blocks go. */
 unsigned h2_sweep(h2 *h, uint64_t now_ms, uint32_t timeout_ms);
 
 /* ---- for the upper layer: the response of stream id ---- */

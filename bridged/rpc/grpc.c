@@ -68,6 +68,34 @@ static bool eq(const char *name, size_t n, const char *lit)
 	return strlen(lit) == n && memcmp(name, lit, n) == 0;
 }
 
+/* grpc-status's value: gRPC's codes (0 to 16) from a table, another in buf. */
+static const char *code_text(int code, char *buf, size_t cap)
+{
+	static const char *const text[] = { "0", "1", "2", "3", "4", "5", "6", "7", "8",
+					    "9", "10", "11", "12", "13", "14", "15", "16" };
+
+	if (code >= 0 && (size_t)code < sizeof(text) / sizeof(text[0]))
+		return text[code];
+	snprintf(buf, cap, "%d", code);
+	return buf;
+}
+
+/* v in decimal into out (room for its digits and the NUL). */
+static const char *unsigned_text(unsigned v, char *out)
+{
+	char tmp[sizeof(unsigned) * 3];
+	size_t n = 0, k = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10u);
+		v /= 10u;
+	} while (v > 0);
+	while (n > 0)
+		out[k++] = tmp[--n];
+	out[k] = '\0';
+	return out;
+}
+
 /* Copy value[0..n) into dst (cap bytes with the NUL), cut at cap - 1. */
 static void keep(char *dst, size_t cap, const char *value, size_t n)
 {
@@ -175,11 +203,10 @@ static void refuse_http(struct gstream *s, const char *status, int code, const c
 
 	drop_unstarted(s);
 	s->answered = true;
-	snprintf(scode, sizeof(scode), "%d", code);
 	encode(why, true, msg, sizeof(msg));
 	f[n++] = FIELD(":status", status);
 	f[n++] = FIELD("content-type", CT_GRPC);
-	f[n++] = FIELD("grpc-status", scode);
+	f[n++] = FIELD("grpc-status", code_text(code, scode, sizeof(scode)));
 	f[n++] = FIELD("grpc-message", msg);
 	(void)h2_end(conn_h2(g->conn), s->id, f, n, now_ms(s));
 	log_msg(LOG_LVL_WARNING, "grpc conn=%llu uid=%lu stream=%d %.64s: refused before a call: %s %s",
@@ -247,8 +274,7 @@ static void end_with_facts(struct gstream *s, int code, const char *status, cons
 	h2_field t[V_N + 1];
 	size_t n = 0;
 
-	snprintf(v[V_STATUS], sizeof(v[V_STATUS]), "%d", code);
-	t[n++] = FIELD("grpc-status", v[V_STATUS]);
+	t[n++] = FIELD("grpc-status", code_text(code, v[V_STATUS], sizeof(v[V_STATUS])));
 	if (status != NULL && status[0] != '\0') {
 		encode(status, true, v[V_MSG], sizeof(v[V_MSG]));
 		t[n++] = FIELD("grpc-message", v[V_MSG]);
@@ -257,8 +283,7 @@ static void end_with_facts(struct gstream *s, int code, const char *status, cons
 		if (f->outcome != OUT(UNSPECIFIED))
 			t[n++] = FIELD("x-doku-outcome", reply_outcome_name(f->outcome));
 		if (f->http != 0) {
-			snprintf(v[V_HTTP], sizeof(v[V_HTTP]), "%u", f->http);
-			t[n++] = FIELD("x-doku-http-status", v[V_HTTP]);
+			t[n++] = FIELD("x-doku-http-status", unsigned_text(f->http, v[V_HTTP]));
 		}
 		if (f->response_code != NULL && f->response_code[0] != '\0') {
 			encode(f->response_code, false, v[V_RC], sizeof(v[V_RC]));
@@ -462,27 +487,45 @@ static void *on_stream_open(void *user, int32_t id)
 	return s;
 }
 
+/* The fields a call reads, told apart by their length first: a request
+ * carries about ten fields, most of them read by none. */
 static void on_header(void *user, void *st, const char *name, size_t nlen, const char *value,
 		      size_t vlen)
 {
 	struct gstream *s = st;
 
 	(void)user;
-	if (eq(name, nlen, ":path")) {
-		keep(s->path, sizeof(s->path), value, vlen > GRPC_PATH_MAX ? 0 : vlen);
-	} else if (eq(name, nlen, ":method")) {
-		s->post = eq(value, vlen, "POST");
-	} else if (eq(name, nlen, "content-type")) {
-		s->grpc_ct = grpc_content_type(value, vlen);
-	} else if (eq(name, nlen, "grpc-encoding")) {
-		keep(s->encoding, sizeof(s->encoding), value, vlen);
-		s->bad_encoding = !eq(value, vlen, "identity");
-	} else if (eq(name, nlen, "grpc-timeout")) {
-		s->bad_timeout = !parse_timeout(value, vlen, &s->timeout_ms);
-	} else if (eq(name, nlen, "x-doku-profile")) {
-		keep(s->profile, sizeof(s->profile), value, vlen);
-	} else if (eq(name, nlen, "x-doku-customer-ref")) {
-		keep(s->ref, sizeof(s->ref), value, vlen);
+	switch (nlen) {
+	case sizeof(":path") - 1:
+		if (eq(name, nlen, ":path"))
+			keep(s->path, sizeof(s->path), value, vlen > GRPC_PATH_MAX ? 0 : vlen);
+		break;
+	case sizeof(":method") - 1:
+		if (eq(name, nlen, ":method"))
+			s->post = eq(value, vlen, "POST");
+		break;
+	case sizeof("content-type") - 1: /* and grpc-timeout */
+		if (eq(name, nlen, "content-type"))
+			s->grpc_ct = grpc_content_type(value, vlen);
+		else if (eq(name, nlen, "grpc-timeout"))
+			s->bad_timeout = !parse_timeout(value, vlen, &s->timeout_ms);
+		break;
+	case sizeof("grpc-encoding") - 1:
+		if (eq(name, nlen, "grpc-encoding")) {
+			keep(s->encoding, sizeof(s->encoding), value, vlen);
+			s->bad_encoding = !eq(value, vlen, "identity");
+		}
+		break;
+	case sizeof("x-doku-profile") - 1:
+		if (eq(name, nlen, "x-doku-profile"))
+			keep(s->profile, sizeof(s->profile), value, vlen);
+		break;
+	case sizeof("x-doku-customer-ref") - 1:
+		if (eq(name, nlen, "x-doku-customer-ref"))
+			keep(s->ref, sizeof(s->ref), value, vlen);
+		break;
+	default:
+		break;
 	}
 }
 
