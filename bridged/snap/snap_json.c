@@ -565,7 +565,8 @@ static size_t path_push(struct dec *d, const char *key, long index)
 	if (index >= 0)
 		n = snprintf(d->path + d->plen, room, "[%ld]", index);
 	else
-		n = snprintf(d->path + d->plen, room, "%s%s", d->plen > 0 ? "." : "", key);
+		n = snprintf(d->path + d->plen, room, "%s%s", d->plen > 0 ? "." : "",
+			     key != NULL ? key : "");
 	if (n > 0)
 		d->plen += (size_t)n < room ? (size_t)n : room - 1;
 	return old;
