@@ -38,15 +38,21 @@ struct upstream {
 };
 
 /* One socket of curl's, watched by libuv. A connection's socket (opened by
- * on_opensocket, hence closed through on_closesocket) keeps its watcher,
- * stopped ("idle"), while curl does not watch it (a kept-alive connection
- * back in its pool, between requests), for the next request on the same fd:
- * no uv_close, no uv_poll_init (an ioctl and two epoll_ctl) and no allocation
- * per request. It is released when curl closes the fd, or when more than
- * UP_IDLE_SOCKS_MAX are idle (the oldest). Any other socket curl watches
- * (its resolver's socket pair, which it closes itself) is released as soon
- * as curl stops watching it: a watcher must never outlive its fd, or
- * closing it later would take a reused fd number out of epoll. */
+ * on_opensocket, hence closed through on_closesocket) keeps its watcher
+ * while curl does not watch it ("idle": a kept-alive connection back in its
+ * pool, between requests), for the next request on the same fd: no
+ * uv_close, no uv_poll_init (an ioctl and two epoll_ctl) and no allocation
+ * per request. An idle watcher stays started for reading, unreferenced (it
+ * keeps no loop alive), as the next request wants it: no epoll_ctl either
+ * (uv_poll_start takes the fd out of epoll and puts it back in, even for the
+ * same events, so it is called only when they change). An idle socket that
+ * becomes readable (DOKU closed the connection) is stopped; curl finds out
+ * when it takes the connection again. It is released when curl closes the
+ * fd, or when more than UP_IDLE_SOCKS_MAX are idle (the oldest). Any other
+ * socket curl watches (its resolver's socket pair, which it closes itself)
+ * is released as soon as curl stops watching it: a watcher must never
+ * outlive its fd, or closing it later would take a reused fd number out of
+ * epoll. */
 #define UP_IDLE_SOCKS_MAX 128
 struct up_sock {
 	uv_poll_t poll;
@@ -54,10 +60,12 @@ struct up_sock {
 	upstream *u;
 	bool conn;              /* a connection's: curl closes it through on_closesocket */
 	bool idle;
+	int events;             /* UV_READABLE | UV_WRITABLE it is started for; 0: stopped */
 	struct list_node node;
 };
 
 static void check_done(upstream *u);
+static void on_poll(uv_poll_t *h, int status, int events);
 
 static void maybe_free(upstream *u)
 {
@@ -75,21 +83,37 @@ static void on_handle_closed(uv_handle_t *h)
 	maybe_free(u);
 }
 
+/* Watch s for events (0: stop), with a system call only when they change. */
+static int sock_watch(struct up_sock *s, int events)
+{
+	int rc;
+
+	if (s->events == events)
+		return 0;
+	rc = events == 0 ? uv_poll_stop(&s->poll) : uv_poll_start(&s->poll, events, on_poll);
+	s->events = rc == 0 ? events : 0;
+	return rc;
+}
+
 /* Stop watching a socket before curl closes it (a watched, closed and reused
  * fd number is the classic crash of this pattern). */
 static void sock_release(struct up_sock *s)
 {
 	uv_poll_stop(&s->poll);
+	s->events = 0;
 	if (s->idle)
 		s->u->nidle--;
 	list_del(&s->node);
 	uv_close((uv_handle_t *)&s->poll, on_handle_closed);
 }
 
-/* curl no longer watches s: stopped, kept for the next request on its fd. */
+/* curl no longer watches s: kept for the next request on its fd, watched
+ * for reading (as that request will want) or stopped. */
 static void sock_idle(upstream *u, struct up_sock *s)
 {
-	uv_poll_stop(&s->poll);
+	if (s->events != UV_READABLE)
+		(void)sock_watch(s, 0);
+	uv_unref((uv_handle_t *)&s->poll);
 	s->idle = true;
 	u->nidle++;
 	/* the oldest idle ones at the front, the newest at the back */
@@ -120,6 +144,7 @@ static struct up_sock *sock_take_idle(upstream *u, curl_socket_t fd)
 		if (s->idle && s->fd == fd) {
 			s->idle = false;
 			u->nidle--;
+			uv_ref((uv_handle_t *)&s->poll);
 			return s;
 		}
 	}
@@ -151,6 +176,13 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	upstream *u = s->u;
 	int flags = 0, running;
 
+	if (s->idle) {
+		/* DOKU closed a kept-alive connection (or spoke out of turn): stop
+		   watching; curl's check of the connection, when it takes it again,
+		   closes it */
+		(void)sock_watch(s, 0);
+		return;
+	}
 	if (status < 0)
 		flags = CURL_CSELECT_ERR;
 	else {
@@ -193,7 +225,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 		events |= UV_READABLE;
 	if (what & CURL_POLL_OUT)
 		events |= UV_WRITABLE;
-	return uv_poll_start(&s->poll, events, on_poll) == 0 ? 0 : -1;
+	return sock_watch(s, events) == 0 ? 0 : -1;
 }
 
 /* curl opens a connection's socket: its watcher is made now, idle, and
