@@ -223,7 +223,8 @@ uint8_t *conn_frame_reserve(struct conn *c, size_t n)
 void conn_frame_commit(struct conn *c, size_t n)
 {
 	c->out.len += SNAP_FRAME_HEADER + n;
-	flush(c);
+	if (!c->writing)
+		queue_resume(c); /* written once for the loop turn's frames (conn_resume) */
 }
 
 /* The stream is broken: answer once, stop reading, close when written. */
@@ -271,17 +272,17 @@ static bool h2_collect(struct conn *c)
  * the buffer is empty. Otherwise what is left goes to uv_write (flush). A
  * write that completes at once costs one system call, where uv_write's
  * request also has libuv re-arm the socket's poll (epoll_ctl) and run a
- * write callback. A session that ends (GOAWAY, a drain, the peer's EOF, a
- * protocol error) writes through uv_write as before: its connection closes
- * once that write is done, a turn of the loop later, not at once. */
-static bool h2_write_now(struct conn *c)
+ * write callback. A connection that ends (GOAWAY, a drain, the peer's EOF, a
+ * protocol error) writes through uv_write as before: it closes once that
+ * write is done, a turn of the loop later, not at once. */
+static bool write_now(struct conn *c)
 {
 	uv_buf_t buf;
 	int n;
 
 	if (c->writing || c->out.len == 0 || c->closing)
 		return false;
-	if (c->broken || c->eof || c->host->draining || !h2_alive(c->h2)) {
+	if (c->broken || c->eof || c->host->draining || (c->h2 != NULL && !h2_alive(c->h2))) {
 		flush(c);
 		return false;
 	}
@@ -290,8 +291,10 @@ static bool h2_write_now(struct conn *c)
 	if (n == (int)c->out.len) {
 		c->out.len = 0;
 		c->last_active_ms = uv_now(c->host->loop);
-		if (c->out.cap > CONN_OUT_KEEP) {
-			free(c->out.data); /* a busy connection keeps a small buffer (conn_sweep frees it) */
+		if (c->out.cap > CONN_OUT_KEEP || (c->h2 == NULL && c->held == 0)) {
+			/* an idle native connection keeps no buffer; a busy one, or an
+			   HTTP/2 one, a small one (conn_sweep frees HTTP/2's when idle) */
+			free(c->out.data);
 			c->out.data = NULL;
 			c->out.cap = 0;
 		}
@@ -311,9 +314,9 @@ static void h2_pump(struct conn *c)
 {
 	if (c->h2 == NULL || c->in_h2 || c->closing)
 		return;
-	while (h2_collect(c) && h2_write_now(c))
+	while (h2_collect(c) && write_now(c))
 		;
-	(void)h2_write_now(c);
+	(void)write_now(c);
 }
 
 /* The connection sent the client preface: the native upper layer lets it
@@ -532,6 +535,8 @@ void conn_resume(struct conn *c)
 		conn_close(c, "broken");
 		return;
 	}
+	if (c->h2 == NULL)
+		(void)write_now(c); /* the frames of the loop turn, in one write */
 	h2_pump(c);
 	if (c->stash != NULL && can_take_frames(c)) {
 		data = c->stash;
