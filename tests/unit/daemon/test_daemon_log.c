@@ -198,20 +198,14 @@ static void test_redact_reference(void **state)
 	}
 }
 
-/* log_call writes one line, escapes control characters, masks secrets. */
-static void test_call_line(void **state)
+/* What log_call(lc) writes on stderr at LOG_LVL_INFO (then, with debug_too,
+ * a debug line that must not show) into buf: its length, or -1. */
+static ssize_t logged(const struct log_call *lc, bool debug_too, char *buf, size_t cap)
 {
-	char dir[PATH_MAX], path[PATH_MAX], buf[4096];
-	struct log_call lc = {
-		.uid = 1000, .conn = 3, .id = 7, .method = "Purchase", .profile = "default",
-		.external_id = "2024", .http = 504, .response_code = "5045400",
-		.duration_us = 1234567, .outcome = "UNKNOWN", .code = "DEADLINE_EXCEEDED",
-		.message = "bad\nline token: secret-value",
-	};
+	char dir[PATH_MAX], path[PATH_MAX];
 	int fd, saved;
 	ssize_t n;
 
-	(void)state;
 	dt_tmpdir(dir);
 	dt_join(path, dir, "log");
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
@@ -219,13 +213,31 @@ static void test_call_line(void **state)
 	saved = dup(STDERR_FILENO);
 	dup2(fd, STDERR_FILENO);
 	log_setup(LOG_LVL_INFO);
-	log_call(&lc);
-	log_msg(LOG_LVL_DEBUG, "not shown");
+	log_call(lc);
+	if (debug_too)
+		log_msg(LOG_LVL_DEBUG, "not shown");
 	dup2(saved, STDERR_FILENO);
 	close(saved);
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
+	n = pread(fd, buf, cap - 1, 0);
 	close(fd);
 	dt_rmdir(dir);
+	return n;
+}
+
+/* log_call writes one line, escapes control characters, masks secrets. */
+static void test_call_line(void **state)
+{
+	char buf[4096];
+	struct log_call lc = {
+		.uid = 1000, .conn = 3, .id = 7, .method = "Purchase", .profile = "default",
+		.external_id = "2024", .http = 504, .response_code = "5045400",
+		.duration_us = 1234567, .outcome = "UNKNOWN", .code = "DEADLINE_EXCEEDED",
+		.message = "bad\nline token: secret-value",
+	};
+	ssize_t n;
+
+	(void)state;
+	n = logged(&lc, true, buf, sizeof(buf));
 	assert_true(n > 0);
 	buf[n] = '\0';
 	fprintf(stderr, "%s", buf);
@@ -243,7 +255,7 @@ static void test_call_line(void **state)
  * milliseconds with three digits, detached, no msg when there is none. */
 static void test_call_line_exact(void **state)
 {
-	char dir[PATH_MAX], path[PATH_MAX], buf[4096];
+	char buf[4096];
 	struct log_call lc = {
 		.uid = 0, .conn = 18446744073709551615ull, .id = 0, .method = "GetBalance",
 		.profile = "", .external_id = NULL, .http = 0, .response_code = "",
@@ -252,23 +264,10 @@ static void test_call_line_exact(void **state)
 	const char *want = " info call uid=0 conn=18446744073709551615 id=0 method=GetBalance "
 			   "profile=- ext_id=- http=0 rc=- ms=0.005 outcome=DONE code=OK retries=2 "
 			   "detached=1\n";
-	int fd, saved;
 	ssize_t n;
 
 	(void)state;
-	dt_tmpdir(dir);
-	dt_join(path, dir, "log");
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	saved = dup(STDERR_FILENO);
-	dup2(fd, STDERR_FILENO);
-	log_setup(LOG_LVL_INFO);
-	log_call(&lc);
-	dup2(saved, STDERR_FILENO);
-	close(saved);
-	n = pread(fd, buf, sizeof(buf) - 1, 0);
-	close(fd);
-	dt_rmdir(dir);
+	n = logged(&lc, false, buf, sizeof(buf));
 	assert_true(n > 24);
 	buf[n] = '\0';
 	fprintf(stderr, "%s", buf);
