@@ -54,6 +54,7 @@ struct req {
 	size_t n_slots;
 	store_session *sessions;    /* the public view of slots */
 	store_session_key *bad;     /* the rows of b.sealed that did not open */
+	bool again;                 /* run once more after a deadlock (STORE_BACKEND_AGAIN) */
 };
 
 struct store {
@@ -396,6 +397,31 @@ static void req_drop_results(struct req *r)
 	r->b.res.n_pruned = 0;
 }
 
+/* After the batch: whether r, undone by the database to break a deadlock
+ * (store_backend.h, STORE_BACKEND_AGAIN), runs once more in the next batch.
+ * A journal write does, once: the money call it belongs to is refused
+ * otherwise, though nothing was wrong with it. Anything else fails as the
+ * database's error. */
+static bool run_again(struct req *r, bool committed)
+{
+	if (r->b.res.status != STORE_BACKEND_AGAIN)
+		return false;
+	r->b.res.status = STORE_ERR_IO;
+	if (!committed || r->again)
+		return false;
+	switch (r->b.op) {
+	case STORE_OP_INTENT:
+	case STORE_OP_OUTCOME:
+	case STORE_OP_RECONCILED:
+	case STORE_OP_REISSUE:
+		req_drop_results(r);
+		r->again = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* One transaction for the batch, a savepoint per request. */
 static void run_batch(store *st, struct req **batch, size_t n)
 {
@@ -421,8 +447,13 @@ static void run_batch(store *st, struct req **batch, size_t n)
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		int s = batch[i]->b.res.status;
+		int s;
 
+		if (run_again(batch[i], rc == 0)) {
+			batch[i]->b.res.status = STORE_BACKEND_AGAIN;
+			continue;
+		}
+		s = batch[i]->b.res.status;
 		if (s == STORE_ERR_IO || s == STORE_ERR_CORRUPT)
 			atomic_fetch_add(&st->cnt.errors, 1);
 	}
@@ -477,7 +508,20 @@ static void worker_main(void *arg)
 		maybe_beat(st, &next_beat);
 		run_batch(st, batch, n);
 		uv_mutex_lock(&st->mu);
+		for (size_t i = n; i-- > 0;) {
+			if (batch[i]->b.res.status != STORE_BACKEND_AGAIN)
+				continue;
+			/* first in the next batch, in their order */
+			batch[i]->next = st->queue_head;
+			st->queue_head = batch[i];
+			if (st->queue_tail == NULL)
+				st->queue_tail = batch[i];
+			st->queued++;
+			batch[i] = NULL;
+		}
 		for (size_t i = 0; i < n; i++) {
+			if (batch[i] == NULL)
+				continue;
 			if (st->done_tail != NULL)
 				st->done_tail->next = batch[i];
 			else

@@ -207,7 +207,7 @@ typedef struct store_backend_ops {
 	int (*batch_commit)(store_backend *b);
 
 	/* Run request r (between req_begin and req_end): read r's inputs, write
-	 * its results; the return value is r's status. */
+	 * its results; the return value is r's status, or STORE_BACKEND_AGAIN. */
 	int (*exec)(store_backend *b, store_req *r);
 
 	/* ---- the command line (synchronous; no store, no key) ---- */
@@ -217,6 +217,16 @@ typedef struct store_backend_ops {
 	/* store_export_journal. */
 	int (*export_journal)(const store_where *w, FILE *out);
 } store_backend_ops;
+
+/* exec's status when the database undid the request to break a deadlock
+ * with another daemon's transaction (PostgreSQL: 40P01, or a serialization
+ * failure, 40001), through no fault of the request: two daemons writing the
+ * same new keys in opposite orders, each in one batch. The rest of the
+ * batch goes on; store.c runs a journal write once more, in the next batch
+ * (by then the other transaction has ended, or waits no more for this one),
+ * and fails anything else as STORE_ERR_IO. Positive: never an enum doku_err,
+ * never seen by a caller. */
+#define STORE_BACKEND_AGAIN 1
 
 /* The backends. */
 const store_backend_ops *store_sqlite_backend(void);   /* store_sqlite.c */

@@ -302,6 +302,7 @@ struct store_backend {
 	char msg[STORE_ERR_MAX / 2];    /* the last failure's text */
 	bool prepared[S_COUNT];         /* on this connection */
 	bool release_pending;           /* the last request's savepoint is still to release */
+	bool in_exec;                   /* running a request (pg_exec): a deadlock is AGAIN */
 	bool ever_connected;
 	uint64_t retry_us;              /* clock_mono_us: no reconnection before */
 	unsigned backoff_ms;
@@ -312,8 +313,9 @@ struct store_backend {
 	size_t n_unsure;
 };
 
-/* Positive: a unique constraint failed (the caller picks the error). */
-#define PG_UNIQUE 1
+/* Positive: a unique constraint failed (the caller picks the error).
+ * Apart from STORE_BACKEND_AGAIN, which pg_fail returns too. */
+#define PG_UNIQUE 2
 
 static const char *const db_states[] = {
 	[STORE_STATE_ANY] = "ANY", [STORE_PENDING] = "PENDING", [STORE_DONE] = "DONE",
@@ -530,6 +532,9 @@ static int pg_fail(store_backend *b, const PGresult *res)
 		return STORE_ERR_IO;
 	if (strcmp(state, "23505") == 0)
 		return PG_UNIQUE;
+	if (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0)
+		/* a deadlock's victim: a request store.c may run again; elsewhere an error */
+		return b->in_exec ? STORE_BACKEND_AGAIN : STORE_ERR_IO;
 	if (strcmp(state, "54000") == 0)
 		return STORE_ERR_TOO_BIG;
 	if (strncmp(state, "XX", 2) == 0)
@@ -1281,7 +1286,7 @@ static int exec_b2b(store_backend *b, store_req *r)
 	}
 }
 
-static int pg_exec(store_backend *b, store_req *r)
+static int exec_op(store_backend *b, store_req *r)
 {
 	switch (r->op) {
 	case STORE_OP_SESSION_PUT:
@@ -1320,6 +1325,16 @@ static int pg_exec(store_backend *b, store_req *r)
 		return exec_b2b(b, r);
 	}
 	return STORE_ERR_INVALID;
+}
+
+static int pg_exec(store_backend *b, store_req *r)
+{
+	int rc;
+
+	b->in_exec = true;
+	rc = exec_op(b, r);
+	b->in_exec = false;
+	return rc;
 }
 
 /* ---- the batch: one transaction, a savepoint per request ---- */

@@ -946,6 +946,102 @@ static void test_pg_intent_race(void **state)
 	assert_string_equal(ga.rows[0].external_id, "920001");
 }
 
+/* Another transaction T: BEGIN, then its own intent on ref (uncommitted). */
+static PGconn *holding(const char *ref, const char *ext)
+{
+	char sql[1024];
+	PGconn *t = admin_connect();
+	PGresult *res;
+
+	snprintf(sql, sizeof(sql),
+		 "SET deadlock_timeout = '60s'; BEGIN; INSERT INTO doku.journal (created_ms, "
+		 "updated_ms, method, profile, customer_ref, partner_reference_no, "
+		 "original_reference_no, external_id, amount_value, amount_currency, body_sha256, "
+		 "request_time, state, holder) VALUES (1, 1, 'Purchase', 'default', '', '%s', '', "
+		 "'%s', '', '', 'x', '', 'PENDING', 'test-t')",
+		 ref, ext);
+	res = PQexec(t, sql);
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	return t;
+}
+
+static void t_exec(PGconn *t, const char *sql)
+{
+	PGresult *res = PQexec(t, sql);
+
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+}
+
+/* Until the store's connection waits on a lock (another transaction's key). */
+static void until_store_waits(struct fx *f)
+{
+	while (admin_int(f, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+			    "'doku-bridged' AND wait_event_type = 'Lock'") == 0)
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+/* Two daemons journal the same two new keys in opposite orders, each in one
+ * batch: a deadlock, and PostgreSQL undoes one side's statement (the side
+ * whose deadlock_timeout lapses first: the store's 1 s, T's 60 s). The
+ * store's request is run once more after its batch, not failed as a lost
+ * database: the money call would have been refused for nothing. Here T
+ * (another daemon's batch) holds DL-2 and then wants DL-1, while the store's
+ * batch holds DL-1 and wants DL-2. */
+static void test_pg_deadlock_run_again(void **state)
+{
+	struct fx *f = *state;
+	store_intent in = { .method = "Purchase", .profile = "default", .body_sha256 = SHA_A };
+	struct got g0 = { 0 }, g1 = { 0 }, g2 = { 0 };
+	PGconn *t1, *t2;
+	PGresult *res;
+
+	t1 = holding("DL-0", "930000"); /* keeps the store's worker busy: one batch for DL-1, DL-2 */
+	t2 = holding("DL-2", "930002");
+	in.partner_reference_no = "DL-0";
+	in.external_id = "940000";
+	assert_int_equal(store_journal_intent(f->a, &in, on_result, &g0), 0);
+	until_store_waits(f);
+	in.partner_reference_no = "DL-1";
+	in.external_id = "940001";
+	assert_int_equal(store_journal_intent(f->a, &in, on_result, &g1), 0);
+	in.partner_reference_no = "DL-2";
+	in.external_id = "940002";
+	assert_int_equal(store_journal_intent(f->a, &in, on_result, &g2), 0);
+	t_exec(t1, "COMMIT");
+	PQfinish(t1);
+	wait_for(f, &g0);
+	assert_int_equal(g0.status, STORE_ERR_EXISTS);
+	/* the batch: DL-1 in, DL-2 waits for T; then T wants DL-1 */
+	until_store_waits(f);
+	assert_false(g1.done);
+	assert_int_equal(PQsendQuery(t2, "INSERT INTO doku.journal (created_ms, updated_ms, method, "
+				     "profile, customer_ref, partner_reference_no, "
+				     "original_reference_no, external_id, amount_value, "
+				     "amount_currency, body_sha256, request_time, state, holder) "
+				     "VALUES (1, 1, 'Purchase', 'default', '', 'DL-1', '', '930001', "
+				     "'', '', 'x', '', 'PENDING', 'test-t') ON CONFLICT DO NOTHING"),
+			 1);
+	wait_for(f, &g1); /* the deadlock undid DL-2; the batch committed DL-1 */
+	assert_int_equal(g1.status, 0);
+	assert_false(g2.done);
+	res = PQgetResult(t2); /* T's DL-1: the store's, committed: nothing inserted */
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	assert_string_equal(PQcmdTuples(res), "0");
+	PQclear(res);
+	assert_null(PQgetResult(t2));
+	t_exec(t2, "COMMIT");
+	PQfinish(t2);
+	/* DL-2 ran again: T's row, EXISTS; never the database's error */
+	wait_for(f, &g2);
+	assert_int_equal(g2.status, STORE_ERR_EXISTS);
+	assert_string_equal(g2.rows[0].external_id, "930002");
+	assert_int_equal(admin_int(f, "SELECT count(*) FROM doku.journal WHERE "
+				      "partner_reference_no IN ('DL-1', 'DL-2')"),
+			 2);
+}
+
 static void insert_row(struct fx *f, const char *ref, const char *state, const char *holder,
 		       int64_t next)
 {
@@ -1311,6 +1407,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_b2b_used_idle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_session_lease_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_intent_race, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_deadlock_run_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_orphans_of_dead_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_due_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_killed, setup, teardown),
