@@ -389,6 +389,13 @@ static void settle(call *c)
 		c->outcome = c->code == CODE(OK) ? OUT(DONE) : OUT(NOT_DONE);
 }
 
+void call_count_refusal(struct bridge *b, int code)
+{
+	counters_call(-1, code, OUT(NOT_DONE), 0);
+	b->calls_served++;
+	b->calls_failed++;
+}
+
 /* REPLIED: count, log, hand the result to the owner, free. */
 static void finish(call *c)
 {

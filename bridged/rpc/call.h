@@ -56,6 +56,12 @@ snap_arena *call_arena(call *c);
 /* Free a call that was never started. */
 void call_discard(call *c);
 
+/* A request answered before it became a call (gRPC's refusals of a
+ * stream's headers or framing, rpc/grpc.c): counted as a failed call of no
+ * method, as a native frame refused at admission is. Its log line is the
+ * caller's. */
+void call_count_refusal(struct bridge *b, int code);
+
 /* Start a call admitted by admit() (a->code 0), or answer one it refused
  * (a->code != 0). id: the Call's id; uid, conn_no: who sent it, for the
  * log. done(c, data) runs once, at the end. */

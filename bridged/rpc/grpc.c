@@ -203,6 +203,7 @@ static void refuse_http(struct gstream *s, const char *status, int code, const c
 
 	drop_unstarted(s);
 	s->answered = true;
+	call_count_refusal(g->b, code);
 	encode(why, true, msg, sizeof(msg));
 	f[n++] = FIELD(":status", status);
 	f[n++] = FIELD("content-type", CT_GRPC);

@@ -319,6 +319,17 @@ def test_unknown_method(channel, wallet):
     assert call(wallet.Health, pb.HealthRequest())[0].version  # the channel still works
 
 
+def test_refused_counted(wallet):
+    """A request refused before it became a call (here a compressed one:
+    UNIMPLEMENTED) counts as a failed call, as a native frame refused at
+    admission does: doku_bridge_calls_total{method="unknown"}."""
+    before = metric(wallet, "unknown", "UNIMPLEMENTED")
+    with pytest.raises(grpc.RpcError) as ei:
+        wallet.Health(pb.HealthRequest(), timeout=10, compression=grpc.Compression.Gzip)
+    assert ei.value.code() == grpc.StatusCode.UNIMPLEMENTED, ei.value.details()
+    assert metric(wallet, "unknown", "UNIMPLEMENTED") == before + 1
+
+
 def test_envelope_metadata(wallet):
     """x-doku-profile and x-doku-customer-ref are the envelope: admission judges them."""
     e, t = failed(wallet.GetBalance, pb.GetBalanceRequest(partner_reference_no="p-1"),

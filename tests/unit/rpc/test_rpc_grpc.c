@@ -563,10 +563,14 @@ static void test_unknown_path(void **state)
 	expect_status(c, 0);
 }
 
-/* A content-type other than gRPC's: HTTP 415; a GET: 405. */
+/* A content-type other than gRPC's: HTTP 415; a GET: 405. Refused before
+ * it became a call, a request still counts as a failed call (the Health
+ * figures, doku_bridge_calls_total of method "unknown"), as on the native
+ * protocol. */
 static void test_content_type(void **state)
 {
 	gt_env *t = *state;
+	uint64_t served = t->e->b.calls_served, failed = t->e->b.calls_failed;
 	uint8_t body[5] = { 0 };
 	struct hstream *a = request_raw(t, WALLET "Health", "application/json", NULL, body, 5, true);
 	struct hstream *b = request_raw(t, WALLET "Health", "application/grpc+proto", NULL, body, 5, true);
@@ -579,6 +583,8 @@ static void test_content_type(void **state)
 	expect_field(a, ":status", "415");
 	expect_status(b, 0);
 	expect_status(c, 0);
+	assert_int_equal(t->e->b.calls_served - served, 3);
+	assert_int_equal(t->e->b.calls_failed - failed, 1);
 }
 
 /* The compressed flag, or a grpc-encoding other than identity: UNIMPLEMENTED. */
