@@ -7,9 +7,12 @@
 # bench_bridge --quick --daemon-b BASE_DAEMON: A is this tree's doku-bridged,
 # B is BASE_DAEMON (e.g. a Release build of the commit before the change),
 # both started on one simulator with one set of credentials. Every Health and
-# GetBalance-via-the-daemon row runs for A then for B, back to back, in each
+# GetBalance-via-the-daemon row runs for both daemons, back to back (A first
+# in even rounds, B first in odd ones: neither always runs second), in each
 # of 3 rounds (--rounds N), beside the floors (bare ping-pong, direct libcurl)
 # measured in the same round, so that the machine's noise hits both alike.
+# Use an even number of rounds for balance; the same binary twice as
+# BASE_DAEMON shows the harness's own noise (B/A ~1.00).
 # The GetBalance rows (issue 15) are 1, 16 and 64 callers, each as blocking
 # clients (a thread each) and as one epoll client (a connection each), each
 # beside the direct libcurl client of the same shape; CPU per call of the
