@@ -25,7 +25,7 @@
 struct reconciler {
 	struct bridge *b;
 	store *st;               /* borrowed from the journal; outlives every query */
-	unsigned live;           /* queries not ended, and the timer until closed */
+	unsigned live;           /* queries not ended, the scan in flight, the timer until closed */
 	uv_timer_t timer;
 	int64_t timer_due;       /* wall-clock ms the timer fires at; 0: not armed */
 	bool started, scanning, rescan, closing;
@@ -91,16 +91,24 @@ static bool slots_full(const reconciler *j)
 	return !is_busy(j, 0);
 }
 
+/* Drop one of j's references (a query, the scan, the timer); true: j was
+ * freed, closed and the last of them gone. */
+static bool unref(reconciler *j)
+{
+	if (--j->live > 0)
+		return false;
+	free(j);
+	return true;
+}
+
 static void query_end(struct query *q)
 {
 	reconciler *j = q->j;
 
 	set_busy(j, q->row.id, 0);
 	free(q);
-	if (--j->live == 0) {
-		free(j); /* closed: the last query ended after the timer */
-		return;
-	}
+	if (unref(j))
+		return; /* closed: the last query ended after the timer */
 	if (!j->closing)
 		scan(j); /* a slot is free: the next due row need not wait for the others */
 }
@@ -262,8 +270,8 @@ static void on_due(const store_result *res, void *data)
 	int64_t now = clock_wall_ms();
 
 	j->scanning = false;
-	if (j->closing)
-		return;
+	if (unref(j) || j->closing)
+		return; /* closed while the journal was read */
 	if (res->status != 0) {
 		log_msg(LOG_LVL_ERROR, "reconcile: the journal cannot be read: %s",
 			store_strerror(res->status));
@@ -299,8 +307,10 @@ static void scan(reconciler *j)
 	}
 	j->rescan = false;
 	j->scanning = true;
+	j->live++; /* the scan's: reconciler_close may come before on_due */
 	rc = store_journal_due(j->st, RECONCILE_BATCH, on_due, j);
 	if (rc != 0) {
+		j->live--;
 		j->scanning = false;
 		log_msg(LOG_LVL_ERROR, "reconcile: the journal cannot be read: %s", store_strerror(rc));
 		arm(j, clock_wall_ms() + RECONCILE_RETRY_MS);
@@ -340,10 +350,7 @@ void reconciler_start(reconciler *j)
 
 static void on_timer_closed(uv_handle_t *h)
 {
-	reconciler *j = h->data;
-
-	if (--j->live == 0)
-		free(j);
+	(void)unref(h->data);
 }
 
 void reconciler_close(reconciler *j)
