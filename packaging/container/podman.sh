@@ -76,13 +76,15 @@ base() {
       return
     fi
   fi
-  if [ ! -s "$tar" ]; then
+  if [ ! -f "$tar" ] || [ ! -s "$tar" ]; then
     command -v mmdebstrap >/dev/null || { say "mmdebstrap is not installed"; return 69; }
     mkdir -p "$cache"
     say "making the base with mmdebstrap (once; cached as $tar)"
-    rm -f "$tar.part"
-    SOURCE_DATE_EPOCH=$source_date_epoch mmdebstrap --quiet "${mmdebstrap_args[@]}" \
-      "$tar.part" "${mirrors[@]}"
+    rm -rf "$tar" "$tar.part"
+    # --format=tar: the ".part" name would otherwise make a directory.
+    SOURCE_DATE_EPOCH=$source_date_epoch mmdebstrap --quiet --format=tar \
+      "${mmdebstrap_args[@]}" "$tar.part" "${mirrors[@]}"
+    tar -tf "$tar.part" >/dev/null || { say "mmdebstrap made no tarball"; return 70; }
     mv -f "$tar.part" "$tar"
   fi
   say "importing $tar as $base_name"
