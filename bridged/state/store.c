@@ -397,11 +397,45 @@ static void req_drop_results(struct req *r)
 	r->b.res.n_pruned = 0;
 }
 
+/* Forget all that run_req made of r (its savepoint was rolled back): the
+ * tokens sealed for the backend, what exec wrote, the sessions opened. r is
+ * as it was before it ran; its inputs are untouched. */
+static void req_drop_exec(struct req *r)
+{
+	req_drop_results(r);
+	free(r->slots);
+	free(r->sessions);
+	free(r->bad);
+	r->slots = NULL;
+	r->sessions = NULL;
+	r->bad = NULL;
+	r->n_slots = 0;
+	free(r->b.put.access);
+	free(r->b.put.refresh);
+	memset(&r->b.put, 0, sizeof(r->b.put));
+	free(r->b.b2b_sealed);
+	r->b.b2b_sealed = NULL;
+	r->b.b2b_sealed_len = 0;
+	free(r->b.row_blob);
+	r->b.row_blob = NULL;
+	for (size_t i = 0; r->b.sealed != NULL && i < r->b.n_sealed; i++) {
+		free(r->b.sealed[i].access);
+		free(r->b.sealed[i].refresh);
+		memset(&r->b.sealed[i], 0, sizeof(r->b.sealed[i]));
+	}
+	r->b.n_sealed = 0;
+	memset(&r->b.next_key, 0, sizeof(r->b.next_key));
+	r->b.sess_leased = false;
+	free(r->b.b2b.token);
+	memset(&r->b.b2b, 0, sizeof(r->b.b2b));
+}
+
 /* After the batch: whether r, undone by the database to break a deadlock
  * (store_backend.h, STORE_BACKEND_AGAIN), runs once more in the next batch.
- * A journal write does, once: the money call it belongs to is refused
- * otherwise, though nothing was wrong with it. Anything else fails as the
- * database's error. */
+ * Any request does, once: its savepoint was rolled back, so running it again
+ * is running it a little later, and failing it would fail its caller for
+ * nothing (a money call refused, a customer's new session lost, a B2B lease
+ * not taken). A second deadlock fails it as the database's error. */
 static bool run_again(struct req *r, bool committed)
 {
 	if (r->b.res.status != STORE_BACKEND_AGAIN)
@@ -409,17 +443,9 @@ static bool run_again(struct req *r, bool committed)
 	r->b.res.status = STORE_ERR_IO;
 	if (!committed || r->again)
 		return false;
-	switch (r->b.op) {
-	case STORE_OP_INTENT:
-	case STORE_OP_OUTCOME:
-	case STORE_OP_RECONCILED:
-	case STORE_OP_REISSUE:
-		req_drop_results(r);
-		r->again = true;
-		return true;
-	default:
-		return false;
-	}
+	req_drop_exec(r);
+	r->again = true;
+	return true;
 }
 
 /* One transaction for the batch, a savepoint per request. */

@@ -221,11 +221,11 @@ typedef struct store_backend_ops {
 /* exec's status when the database undid the request to break a deadlock
  * with another daemon's transaction (PostgreSQL: 40P01, or a serialization
  * failure, 40001), through no fault of the request: two daemons writing the
- * same new keys in opposite orders, each in one batch. The rest of the
- * batch goes on; store.c runs a journal write once more, in the next batch
- * (by then the other transaction has ended, or waits no more for this one),
- * and fails anything else as STORE_ERR_IO. Positive: never an enum doku_err,
- * never seen by a caller. */
+ * same keys in opposite orders, each in one batch. The rest of the batch
+ * goes on; store.c runs the request once more, in the next batch (by then
+ * the other transaction has ended, or waits no more for this one), and
+ * fails it as STORE_ERR_IO if it is undone again. Positive: never an enum
+ * doku_err, never seen by a caller. */
 #define STORE_BACKEND_AGAIN 1
 
 /* The backends. */

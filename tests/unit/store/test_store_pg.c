@@ -1042,6 +1042,85 @@ static void test_pg_deadlock_run_again(void **state)
 			 2);
 }
 
+/* T's session of customer %s: tokens that do not open (T is another
+ * daemon's transaction, not a store with the test's key). */
+#define T_SESSION_UPSERT                                                                     \
+	"INSERT INTO doku.sessions (profile, customer_ref, access_token, access_expiry, "      \
+	"refresh_token, refresh_expiry, updated_ms, gen) VALUES ('default', '%s', '\\x00', 1, " \
+	"'\\x00', 1, 1, nextval('doku.session_gen')) ON CONFLICT (profile, customer_ref) DO "  \
+	"UPDATE SET gen = EXCLUDED.gen"
+
+/* Another transaction T: BEGIN, then its own session of ref (uncommitted). */
+static PGconn *holding_session(const char *ref)
+{
+	char sql[512];
+	PGconn *t = admin_connect();
+
+	snprintf(sql, sizeof(sql),
+		 "SET deadlock_timeout = '60s'; BEGIN; " T_SESSION_UPSERT, ref);
+	t_exec(t, sql);
+	return t;
+}
+
+/* The journal's deadlock with customer sessions: two daemons store the
+ * sessions of the same two customers in opposite orders, each in one batch
+ * (two customers opening sessions on two pods at once). The store's put
+ * undone by PostgreSQL runs once more after its batch: the customer's new
+ * session, which DOKU has already issued, is kept, not failed as a lost
+ * database. T holds S-2 and then wants S-1; the store's batch holds S-1 and
+ * wants S-2. */
+static void test_pg_deadlock_session_run_again(void **state)
+{
+	struct fx *f = *state;
+	store_session s = { .profile = "default", .access_expiry = 1700000000,
+			    .refresh_expiry = 1800000000 };
+	struct got g0 = { 0 }, g1 = { 0 }, g2 = { 0 }, got;
+	char sql[512];
+	PGconn *t1, *t2;
+	PGresult *res;
+
+	t1 = holding_session("S-0"); /* keeps the store's worker busy: one batch for S-1, S-2 */
+	t2 = holding_session("S-2");
+	s.access_token = "acc-0";
+	s.access_len = 5;
+	s.refresh_token = "ref-0";
+	s.refresh_len = 5;
+	s.customer_ref = "S-0";
+	assert_int_equal(store_session_put(f->a, &s, on_result, &g0), 0);
+	until_store_waits(f);
+	s.customer_ref = "S-1";
+	s.access_token = "acc-1";
+	assert_int_equal(store_session_put(f->a, &s, on_result, &g1), 0);
+	s.customer_ref = "S-2";
+	s.access_token = "acc-2";
+	assert_int_equal(store_session_put(f->a, &s, on_result, &g2), 0);
+	t_exec(t1, "COMMIT");
+	PQfinish(t1);
+	wait_for(f, &g0);
+	assert_int_equal(g0.status, 0);
+	/* the batch: S-1 in, S-2 waits for T; then T wants S-1 */
+	until_store_waits(f);
+	assert_false(g1.done);
+	snprintf(sql, sizeof(sql), T_SESSION_UPSERT, "S-1");
+	assert_int_equal(PQsendQuery(t2, sql), 1);
+	wait_for(f, &g1); /* the deadlock undid S-2; the batch committed S-1 */
+	assert_int_equal(g1.status, 0);
+	assert_false(g2.done);
+	res = PQgetResult(t2); /* T's S-1: after the store's, over it */
+	assert_int_equal(PQresultStatus(res), PGRES_COMMAND_OK);
+	PQclear(res);
+	assert_null(PQgetResult(t2));
+	t_exec(t2, "COMMIT");
+	PQfinish(t2);
+	/* S-2 ran again, after T: the store's session, never the database's error */
+	wait_for(f, &g2);
+	assert_int_equal(g2.status, 0);
+	get_session(f, f->a, "S-2", &got);
+	assert_int_equal(got.status, 0);
+	assert_string_equal(got.access, "acc-2");
+	assert_string_equal(got.refresh, "ref-0");
+}
+
 static void insert_row(struct fx *f, const char *ref, const char *state, const char *holder,
 		       int64_t next)
 {
@@ -1408,6 +1487,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_pg_session_lease_refresh, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_intent_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_deadlock_run_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_deadlock_session_run_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_orphans_of_dead_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_due_claims, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_connection_killed, setup, teardown),
