@@ -595,10 +595,12 @@ static void test_session_tampered(void **state)
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		put_session(f, "default", names[i], "acc", "ref");
-	/* a flipped bit; a token moved from another row; the two columns swapped */
-	raw_exec(f->db, "UPDATE sessions SET access_token = "
-			"substr(access_token, 1, 20) || x'ff' || substr(access_token, 22) "
-			"WHERE customer_ref = 'a-flipped'");
+	/* a changed byte; a token moved from another row; the two columns
+	   swapped. The byte is made another, whatever it was: writing 0xff left
+	   a token whose byte 21 was 0xff as it was, and one run in 256 failed. */
+	raw_exec(f->db, "UPDATE sessions SET access_token = substr(access_token, 1, 20) || "
+			"CASE WHEN substr(access_token, 21, 1) = x'00' THEN x'01' ELSE x'00' END "
+			"|| substr(access_token, 22) WHERE customer_ref = 'a-flipped'");
 	raw_exec(f->db, "UPDATE sessions SET access_token = (SELECT access_token FROM sessions "
 			"WHERE customer_ref = 'b-good') WHERE customer_ref = 'c-moved'");
 	raw_exec(f->db, "UPDATE sessions SET access_token = refresh_token, "
