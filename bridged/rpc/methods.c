@@ -176,6 +176,7 @@ int methods_init(void)
 		n = snprintf(m->full, sizeof(m->full), "/%s/%s", svc->name, m->name);
 		if (n < 0 || (size_t)n >= sizeof(m->full))
 			return -EINVAL;
+		m->full_len = (size_t)n;
 		if (m->endpoint != NULL) {
 			m->ep = snap_endpoint_by_name(m->endpoint);
 			if (m->ep == NULL) {
@@ -246,8 +247,9 @@ int methods_init(void)
 
 const method *methods_find(const char *name, size_t len)
 {
+	/* the rows share their service's prefix: the length tells most apart */
 	for (unsigned i = 0; i < NROWS; i++)
-		if (strncmp(rows[i].full, name, len) == 0 && rows[i].full[len] == '\0')
+		if (rows[i].full_len == len && memcmp(rows[i].full, name, len) == 0)
 			return &rows[i];
 	return NULL;
 }

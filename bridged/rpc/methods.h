@@ -55,6 +55,7 @@ typedef struct method {
 	/* resolved by methods_init */
 	unsigned index;
 	char full[METHOD_FULL_MAX];   /* "/doku.wallet.v1.Wallet/GetBalance" */
+	size_t full_len;              /* strlen(full) */
 	const ProtobufCMessageDescriptor *input, *output;
 	const snap_endpoint *ep;      /* NULL for LOCAL */
 	bool money;                   /* SNAP_EP_MONEY */

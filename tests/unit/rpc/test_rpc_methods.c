@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "doku/wallet/v1/wallet.pb-c.h"
@@ -90,11 +91,30 @@ static void test_keys_resolved(void **state)
 	}
 }
 
+/* A path finds its row, and only a whole path does. */
+static void test_find(void **state)
+{
+	(void)state;
+	for (unsigned i = 0; i < methods_count(); i++) {
+		const method *m = methods_at(i);
+		char longer[METHOD_FULL_MAX + 1];
+
+		assert_ptr_equal(methods_find(m->full, strlen(m->full)), m);
+		assert_null(methods_find(m->full, strlen(m->full) - 1));
+		snprintf(longer, sizeof(longer), "%sx", m->full);
+		assert_null(methods_find(longer, strlen(longer)));
+	}
+	assert_null(methods_find("/doku.wallet.v1.Wallet/", 23));
+	assert_null(methods_find("/doku.wallet.v1.Wallet/NoSuch", 29));
+	assert_null(methods_find("", 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_keys_of),
 		cmocka_unit_test(test_keys_resolved),
+		cmocka_unit_test(test_find),
 	};
 
 	if (methods_init() != 0)
