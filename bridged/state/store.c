@@ -573,22 +573,10 @@ static void req_free(struct req *r)
 {
 	if (r == NULL)
 		return;
-	req_drop_results(r);
-	free(r->slots);
-	free(r->sessions);
-	free(r->bad);
+	req_drop_exec(r); /* what running it made; then its inputs and room */
 	free(r->b.rows);
-	free(r->b.row_blob);
 	free(r->b.in_blob);
-	for (size_t i = 0; r->b.sealed != NULL && i < r->b.n_sealed; i++) {
-		free(r->b.sealed[i].access);
-		free(r->b.sealed[i].refresh);
-	}
 	free(r->b.sealed);
-	free(r->b.put.access);
-	free(r->b.put.refresh);
-	free(r->b.b2b.token);
-	free(r->b.b2b_sealed);
 	if (r->b2b_in != NULL) {
 		explicit_bzero(r->b2b_in, r->b2b_in_len);
 		free(r->b2b_in);
